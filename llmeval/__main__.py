@@ -1,0 +1,3 @@
+from llmeval.cli import main
+
+main()

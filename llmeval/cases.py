@@ -1,0 +1,191 @@
+"""Cases from the suite and its dataset, selection (tags, limit, shard), and work items."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmeval.errors import ConfigError
+from llmeval.records import Case
+from llmeval.spec import SuiteSpec
+from llmeval.yamlpos import position
+
+
+def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any) -> list[Case]:
+    """Inline cases then dataset rows, with stable unique ids."""
+    from llmeval.loader import case_id_for
+
+    cases: list[Case] = []
+    seen: dict[str, str] = {}
+    for i, c in enumerate(spec.cases):
+        line, col = position(tree, ("cases", i))
+        cid = str(c.id) if c.id is not None else case_id_for(c.input)
+        if cid in seen:
+            raise ConfigError(f"duplicate case id '{cid}' (also {seen[cid]})", where, line, col,
+                              hint="case ids must be unique; give the case its own `id:`")
+        seen[cid] = f"at line {line}"
+        cases.append(Case(cid, c.input, c.expected, c.contexts, tuple(c.tags), dict(c.vars),
+                          {**c.metadata, "_source": f" (line {line})"}))
+    if spec.dataset is not None:
+        loc = ("dataset", "path")
+        try:
+            rows = read_dataset(spec.dataset.path, suite_path.parent)
+        except ConfigError as e:
+            raise ConfigError(e.message, where, *position(tree, loc), hint=e.hint) from None
+        fields = {"id": "id", "input": "input", "expected": "expected", "contexts": "contexts",
+                  "tags": "tags", "vars": "vars", **spec.dataset.fields}
+        for n, row in enumerate(rows[: spec.dataset.limit] if spec.dataset.limit else rows):
+            if fields["input"] not in row:
+                raise ConfigError(
+                    f"dataset row {n + 1} has no column '{fields['input']}' (columns: {', '.join(map(str, row))})",
+                    where, *position(tree, ("dataset",)), hint="map the input column with dataset.fields.input",
+                )
+            case = _row_case(row, fields, n, spec.dataset.tags)
+            if case.id in seen:
+                raise ConfigError(f"duplicate case id '{case.id}' in dataset row {n + 1} (also {seen[case.id]})",
+                                  where, *position(tree, loc))
+            seen[case.id] = f"dataset row {n + 1}"
+            cases.append(case)
+    return cases
+
+
+def _row_case(row: dict[str, Any], fields: dict[str, str], n: int, extra_tags: list[str]) -> Case:
+    from llmeval.loader import case_id_for
+
+    def get(name: str) -> Any:
+        v = row.get(fields[name])
+        return None if _is_missing(v) else v
+
+    raw_id = get("id")
+    expected = get("expected")
+    if expected is not None and not isinstance(expected, str):
+        expected = [str(x) for x in expected] if _is_listlike(expected) else str(expected)
+    contexts = get("contexts")
+    if contexts is not None:
+        contexts = [str(x) for x in contexts] if _is_listlike(contexts) else [str(contexts)]
+    tags = get("tags")
+    tags = [str(t) for t in tags] if _is_listlike(tags) else ([str(tags)] if tags else [])
+    variables = get("vars") or {}
+    used = {fields[k] for k in fields}
+    meta = {k: _plain(v) for k, v in row.items() if k not in used}
+    return Case(
+        id=str(raw_id) if raw_id is not None else case_id_for(get("input")),
+        input=_plain(get("input")),
+        expected=expected,
+        contexts=contexts,
+        tags=tuple(tags + list(extra_tags)),
+        vars=dict(variables),
+        metadata={**meta, "_source": f" (dataset row {n + 1})"},
+    )
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None:
+        return True
+    try:
+        return bool(v != v)  # NaN from pandas
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_listlike(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) or type(v).__name__ == "ndarray"
+
+
+def _plain(v: Any) -> Any:
+    if type(v).__name__ == "ndarray":
+        return v.tolist()
+    if hasattr(v, "item") and not isinstance(v, (str, bytes, list, dict)):
+        try:
+            return v.item()
+        except (ValueError, AttributeError):
+            return v
+    return v
+
+
+def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
+    """Rows of a dataset file (.jsonl .json .csv .parquet) or `hf:NAME[:CONFIG]@SPLIT`."""
+    if path.startswith("hf:"):
+        return _read_hf(path[3:])
+    p = Path(path) if Path(path).is_absolute() else base / path
+    if not p.exists():
+        raise ConfigError(f"dataset file not found: {path} (looked in {p.parent})")
+    suffix = p.suffix.lower()
+    if suffix == ".jsonl":
+        rows = []
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ConfigError(f"{path} line {n}: invalid JSON: {e.msg}") from None
+        return rows
+    if suffix == ".json":
+        data = json.loads(p.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            data = next((v for v in data.values() if isinstance(v, list)), None)
+        if not isinstance(data, list):
+            raise ConfigError(f"{path}: expected a JSON list of objects")
+        return data
+    if suffix in (".csv", ".parquet"):
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ConfigError("reading .csv/.parquet datasets needs pandas",
+                              hint="pip install 'llmeval[data]'") from None
+        frame = pd.read_csv(p) if suffix == ".csv" else pd.read_parquet(p)
+        return frame.to_dict(orient="records")
+    raise ConfigError(f"unsupported dataset format '{suffix}' for {path}", hint="use .jsonl, .json, .csv, .parquet or hf:NAME@SPLIT")
+
+
+def _read_hf(ref: str) -> list[dict[str, Any]]:
+    name, _, split = ref.partition("@")
+    name, _, config = name.partition(":")
+    try:
+        import datasets
+    except ImportError:
+        raise ConfigError("hf: datasets need the `datasets` library", hint="pip install 'llmeval[data]'") from None
+    try:
+        ds = datasets.load_dataset(name, config or None, split=split or "train")
+    except Exception as e:  # datasets raises many types offline; all mean "not available here"
+        raise ConfigError(
+            f"could not load Hugging Face dataset '{ref}': {type(e).__name__}: {str(e).splitlines()[0][:200]}",
+            hint="offline, use a local dataset directory or a dataset already in the HF cache",
+        ) from None
+    return [dict(r) for r in ds]
+
+
+def select_cases(cases: list[Case], tags: list[str] | None = None, limit: int | None = None,
+                 shard: tuple[int, int] | None = None) -> list[Case]:
+    """Cases with any of `tags`, in a stable shard `(i, n)` (1-based), at most `limit` of them."""
+    out = [c for c in cases if not tags or set(tags) & set(c.tags)]
+    if shard is not None:
+        i, n = shard
+        out = [c for c in out if shard_of(c.id, n) == i - 1]
+    return out[:limit] if limit else out
+
+
+def shard_of(case_id: str, n: int) -> int:
+    """The 0-based shard of a case: stable across runs and machines (not Python's hash)."""
+    return int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:8], "big") % n
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One call to make: a case against a target at an epoch."""
+
+    case: Case
+    target: str
+    epoch: int
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.case.id, self.target, self.epoch)
+
+
+def expand(cases: list[Case], target_ids: list[str], epochs: int) -> list[WorkItem]:
+    """Every (case, target, epoch), epoch-major so early results cover every case."""
+    return [WorkItem(c, t, e) for e in range(epochs) for c in cases for t in target_ids]

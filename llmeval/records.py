@@ -1,0 +1,217 @@
+"""Values that cross module borders: cases, target responses, scores and results."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test case: what goes into a target and what comes out of the suite file."""
+
+    id: str
+    input: Any
+    expected: str | list[str] | None = None
+    contexts: list[str] | None = None
+    tags: tuple[str, ...] = ()
+    vars: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def references(self) -> list[str]:
+        """`expected` as a list of reference strings (empty when there is none)."""
+        if self.expected is None:
+            return []
+        return [self.expected] if isinstance(self.expected, str) else list(self.expected)
+
+    def template_vars(self) -> dict[str, Any]:
+        """The variables a Jinja prompt or request body sees for this case."""
+        return {
+            "id": self.id,
+            "input": self.input,
+            "expected": self.expected,
+            "contexts": self.contexts or [],
+            "tags": list(self.tags),
+            "vars": self.vars,
+            **{k: v for k, v in self.vars.items() if k not in _RESERVED},
+        }
+
+
+_RESERVED = {"id", "input", "expected", "contexts", "tags", "vars"}
+
+
+@dataclass
+class Usage:
+    """Token counts for one call (or summed over many)."""
+
+    prompt: int = 0
+    completion: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.prompt += other.prompt
+        self.completion += other.completion
+
+    def to_dict(self) -> dict[str, int]:
+        return {"prompt": self.prompt, "completion": self.completion}
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """Why a call failed after retries: a short type name and a message."""
+
+    type: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.type, "message": self.message}
+
+
+@dataclass
+class TokenLogprob:
+    """One generated token with its logprob and the top alternatives at that position."""
+
+    token: str
+    logprob: float
+    top: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Completion:
+    """What a chat model returned: text, usage, cost and (when asked) per-token logprobs."""
+
+    text: str
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = None
+    logprobs: list[TokenLogprob] | None = None
+    finish_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "usage": self.usage.to_dict(),
+            "cost_usd": self.cost_usd,
+            "logprobs": [asdict(t) for t in self.logprobs] if self.logprobs is not None else None,
+            "finish_reason": self.finish_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Completion:
+        lps = d.get("logprobs")
+        return cls(
+            text=d["text"],
+            usage=Usage(**d.get("usage", {})),
+            cost_usd=d.get("cost_usd"),
+            logprobs=[TokenLogprob(**t) for t in lps] if lps is not None else None,
+            finish_reason=d.get("finish_reason"),
+        )
+
+
+@dataclass
+class TargetResponse:
+    """What a target produced for one case (before scoring)."""
+
+    output: str | None
+    contexts: list[str] | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = None
+    raw: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "contexts": self.contexts,
+            "usage": self.usage.to_dict(),
+            "cost_usd": self.cost_usd,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TargetResponse:
+        return cls(
+            output=d.get("output"),
+            contexts=d.get("contexts"),
+            usage=Usage(**d.get("usage", {})),
+            cost_usd=d.get("cost_usd"),
+        )
+
+
+@dataclass
+class Score:
+    """One metric on one result. `value` is in [0, 1] (higher is better) or None with a reason."""
+
+    value: float | None
+    passed: bool | None = None
+    reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "passed": self.passed, "reason": self.reason, "details": self.details}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Score:
+        return cls(d.get("value"), d.get("passed"), d.get("reason"), d.get("details") or {})
+
+
+@dataclass
+class Result:
+    """One line of results.jsonl: a (case, target, epoch) with its output and scores."""
+
+    case_id: str
+    target: str
+    epoch: int
+    input: Any
+    expected: str | list[str] | None
+    contexts: list[str] | None
+    output: str | None
+    latency_ms: float | None
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = None
+    cached: bool = False
+    error: ErrorInfo | None = None
+    scores: dict[str, Score] = field(default_factory=dict)
+    passed: bool | None = None
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.case_id, self.target, self.epoch)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id,
+            "target": self.target,
+            "epoch": self.epoch,
+            "input": self.input,
+            "expected": self.expected,
+            "contexts": self.contexts,
+            "output": self.output,
+            "latency_ms": self.latency_ms,
+            "usage": self.usage.to_dict(),
+            "cost_usd": self.cost_usd,
+            "cached": self.cached,
+            "error": self.error.to_dict() if self.error else None,
+            "scores": {k: s.to_dict() for k, s in self.scores.items()},
+            "passed": self.passed,
+            "tags": self.tags,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        err = d.get("error")
+        return cls(
+            case_id=d["case_id"],
+            target=d["target"],
+            epoch=d.get("epoch", 0),
+            input=d.get("input"),
+            expected=d.get("expected"),
+            contexts=d.get("contexts"),
+            output=d.get("output"),
+            latency_ms=d.get("latency_ms"),
+            usage=Usage(**(d.get("usage") or {})),
+            cost_usd=d.get("cost_usd"),
+            cached=bool(d.get("cached")),
+            error=ErrorInfo(**err) if err else None,
+            scores={k: Score.from_dict(v) for k, v in (d.get("scores") or {}).items()},
+            passed=d.get("passed"),
+            tags=list(d.get("tags") or []),
+        )

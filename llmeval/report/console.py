@@ -1,0 +1,157 @@
+"""Rich console output: the progress bar during a run and the summary tables after it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmeval.records import Result
+
+
+class RunProgress:
+    """A rich progress bar with done/total, rate, ETA and an error count."""
+
+    def __init__(self, total: int, description: str, done: int = 0) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        from llmeval.report.console import console
+
+        self.errors = 0
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            TextColumn("[red]{task.fields[errors]}"), console=console(stderr=True), transient=False,
+        )
+        self.task = self.progress.add_task(description, total=total, completed=done, rate="", errors="")
+        self.progress.start()
+        import time
+
+        self._t0 = time.perf_counter()
+        self._n = 0
+
+    def advance(self, result: Result) -> None:
+        import time
+
+        self._n += 1
+        if result.error is not None:
+            self.errors += 1
+        rate = self._n / max(1e-9, time.perf_counter() - self._t0)
+        self.progress.update(self.task, advance=1, rate=f"{rate:,.1f}/s",
+                             errors=f"{self.errors} errors" if self.errors else "")
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+_consoles: dict[bool, Any] = {}
+
+
+def console(stderr: bool = False) -> Any:
+    """The shared rich Console (stdout or stderr)."""
+    if stderr not in _consoles:
+        from rich.console import Console
+
+        _consoles[stderr] = Console(stderr=stderr, highlight=False)
+    return _consoles[stderr]
+
+
+def fmt(v: Any, digits: int = 3) -> str:
+    return "–" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+
+
+def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
+    """The header line, a targets x metrics table, per-target totals and the gate verdicts."""
+    from rich.table import Table
+
+    out = console()
+    summary = manifest.get("summary", {})
+    metric_keys = [k for m in manifest.get("metrics", []) for k in _keys(m, summary)]
+    suite = manifest["suite"]["name"]
+    out.print(f"[bold]{suite}[/bold]  run {manifest['run_id']}  status [bold]{manifest['status']}[/bold]")
+    table = Table(title="scores (mean [95% CI], pass rate)", title_justify="left")
+    table.add_column("metric")
+    targets = list(summary)
+    for tid in targets:
+        table.add_column(tid, justify="right")
+    for key in metric_keys:
+        cells = []
+        means = [summary[t].get(key, {}).get("mean") for t in targets]
+        best = max((m for m in means if m is not None), default=None)
+        for tid in targets:
+            s = summary[tid].get(key) or {}
+            if s.get("mean") is None:
+                cells.append("–" if not s.get("n_null") else f"– ({s['n_null']} n/a)")
+                continue
+            lo, hi = s["ci95"]
+            text = f"{s['mean']:.3f} [{lo:.2f}, {hi:.2f}]"
+            if s.get("pass_rate") is not None:
+                text += f" {s['pass_rate']:.0%}"
+            if "corpus" in s:
+                text += f" · corpus {s['corpus']:.3f}"
+            if s.get("n_null"):
+                text += f" ({s['n_null']} n/a)"
+            if len(targets) > 1 and s["mean"] == best:
+                text = f"[bold green]{text}[/]"
+            cells.append(text)
+        table.add_row(key, *cells)
+    for label, fn in (
+        ("pass rate", lambda e: f"{e['pass_rate']:.1%}" if e.get("pass_rate") is not None else "–"),
+        ("errors", lambda e: str(e.get("errors", 0))),
+        ("latency p50/p95 ms", lambda e: f"{fmt(e['latency_ms']['p50'], 0)} / {fmt(e['latency_ms']['p95'], 0)}"),
+        ("tokens in/out", lambda e: f"{e['tokens']['prompt']:,} / {e['tokens']['completion']:,}"),
+        ("cost", lambda e: f"${e['cost_usd']:.4f}" if e.get("cost_usd") is not None else "–"),
+    ):
+        table.add_row(f"[dim]{label}[/]", *[fn(summary[t]) for t in targets])
+    out.print(table)
+    print_gates(manifest.get("gates", []))
+    out.print(f"run directory: {run_dir}")
+
+
+def _keys(metric_cfg: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    return list(metric_cfg.get("keys") or [metric_cfg.get("name")])
+
+
+def print_gates(gates: list[dict[str, Any]]) -> None:
+    """One line per gate: PASS/FAIL, target, metric, value vs bound."""
+    out = console()
+    if not gates:
+        return
+    for g in gates:
+        mark = "[bold green]PASS[/]" if g["passed"] else "[bold red]FAIL[/]"
+        op = {"min": ">=", "max": "<=", "max_drop": "drop <="}.get(g.get("kind", "min"), "")
+        note = f"  [dim]{g['note']}[/]" if g.get("note") else ""
+        out.print(f"{mark} {g['target']}: {g['metric']} = {fmt(g['value'])} ({op} {fmt(g['threshold'])}){note}")
+
+
+def print_catalog(rows: list[dict[str, Any]], what: str) -> None:
+    """A table of metrics or targets."""
+    from rich.table import Table
+
+    table = Table(title=what, title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("description")
+    if what == "metrics":
+        table.add_column("needs")
+        table.add_column("options")
+    for r in rows:
+        cells = [r["name"] + (" (not_)" if r.get("negatable") else ""), r["description"]]
+        if what == "metrics":
+            cells += [", ".join(r["needs"]) or "–", ", ".join(r["options"])]
+        table.add_row(*cells)
+    console().print(table)
+
+
+def print_dry_run(plans: list[dict[str, Any]]) -> None:
+    """Per suite and target: cases, calls, cache hits, estimated tokens and cost."""
+    from rich.table import Table
+
+    for p in plans:
+        table = Table(title=f"{p['suite']}: dry run ({p['cases']} cases x {p['epochs']} epochs)", title_justify="left")
+        for col in ("target", "kind", "calls", "cached", "to call", "est. prompt tokens", "est. cost"):
+            table.add_column(col, justify="left" if col in ("target", "kind") else "right")
+        for t in p["targets"]:
+            cost = "–" if t["est_cost_usd"] is None else f"${t['est_cost_usd']:.4f}"
+            table.add_row(t["id"], t["kind"], str(t["calls"]), str(t["cached"]), str(t["to_call"]),
+                          f"{t['est_prompt_tokens']:,}", cost)
+        console().print(table)
+        if p.get("judge_metrics"):
+            console().print(f"judge metrics ({', '.join(p['judge_metrics'])}) add judge calls per scored result")

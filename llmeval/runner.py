@@ -1,0 +1,318 @@
+"""`llmeval run` as a library call: load, select, execute, score, summarise, gate, write."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from llmeval import __version__
+from llmeval.cache import ResponseCache
+from llmeval.cases import WorkItem, expand, select_cases
+from llmeval.engine import Engine, policy_for
+from llmeval.errors import Interrupted, RunError, UsageError
+from llmeval.gates import GateResult, evaluate_gates
+from llmeval.loader import Suite, load_suite
+from llmeval.metrics.base import ScoringContext
+from llmeval.records import Result
+from llmeval.runlog import SCHEMA_VERSION, RunWriter, load_run, new_run_id, read_results
+from llmeval.scoring import score_results
+from llmeval.stats import BOOTSTRAP_RESAMPLES, CI_METHOD
+from llmeval.summary import build_summary
+from llmeval.targets.base import Target, build_target
+
+
+@dataclass
+class RunOptions:
+    """Everything `llmeval run` accepts besides the suite path."""
+
+    out_dir: Path = Path("runs")
+    targets: list[str] | None = None
+    concurrency: int | None = None
+    no_cache: bool = False
+    limit: int | None = None
+    tags: list[str] | None = None
+    epochs: int | None = None
+    baseline: Path | None = None
+    shard: tuple[int, int] | None = None
+    resume: Path | None = None
+    formats: list[str] = field(default_factory=lambda: ["html", "md", "junit"])
+    variables: dict[str, str] = field(default_factory=dict)
+    max_errors: int | None = None
+    progress: Any = None
+    """A callable factory(total, description) -> object with advance(result) and close(); None for silence."""
+
+
+@dataclass
+class RunOutcome:
+    """What a finished (or stopped) run produced."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    results: list[Result]
+    gates: list[GateResult]
+    exit_code: int
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0
+
+
+def run_suite(suite_path: str | Path, options: RunOptions) -> RunOutcome:
+    """Run one suite end to end and write its run directory; raises Interrupted on Ctrl-C/SIGTERM."""
+    resume_manifest = None
+    if options.resume is not None:
+        resume_manifest = load_run(options.resume).manifest
+        suite_path = suite_path or resume_manifest["suite"]["path"]
+        _restore_options(options, resume_manifest)
+    suite = load_suite(suite_path, options.variables)
+    return asyncio.run(_run(suite, options, resume_manifest))
+
+
+def _restore_options(options: RunOptions, manifest: dict[str, Any]) -> None:
+    saved = manifest.get("options", {})
+    options.targets = options.targets or saved.get("targets")
+    options.limit = options.limit or saved.get("limit")
+    options.tags = options.tags or saved.get("tags")
+    options.epochs = options.epochs or saved.get("epochs")
+    if options.shard is None and saved.get("shard"):
+        options.shard = tuple(saved["shard"])  # type: ignore[assignment]
+    options.variables = {**saved.get("vars", {}), **options.variables}
+
+
+def plan(suite: Suite, options: RunOptions) -> tuple[list[WorkItem], list[str], int]:
+    """The work items of a run: selected cases x targets x epochs."""
+    spec = suite.spec
+    ids = [t.id for t in spec.targets]
+    if options.targets:
+        unknown = [t for t in options.targets if t not in ids]
+        if unknown:
+            raise UsageError(f"unknown target(s) {', '.join(unknown)} for suite {suite.name}", hint=f"targets: {', '.join(ids)}")
+        ids = [t for t in ids if t in options.targets]
+    cases = select_cases(suite.cases, options.tags, options.limit, options.shard)
+    if not cases:
+        raise UsageError("no cases selected" + (f" (tags: {', '.join(options.tags)})" if options.tags else ""))
+    epochs = options.epochs or spec.defaults.epochs
+    return expand(cases, ids, epochs), ids, epochs
+
+
+def build_targets(suite: Suite, ids: list[str]) -> dict[str, Target]:
+    """Target objects for the selected ids (imports, files and local models checked here)."""
+    from llmeval.errors import ConfigError
+    from llmeval.yamlpos import position
+
+    out: dict[str, Target] = {}
+    for i, t in enumerate(suite.spec.targets):
+        if t.id in ids:
+            try:
+                out[t.id] = build_target(t, suite.dir, suite.spec.vars)
+            except ConfigError as e:
+                if e.path:
+                    raise
+                raise ConfigError(e.message, str(suite.path), *position(suite.tree, ("targets", i)), hint=e.hint) from None
+    return out
+
+
+async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any] | None) -> RunOutcome:
+    items, ids, epochs = plan(suite, options)
+    targets = build_targets(suite, ids)
+    if resume_manifest is not None and options.resume is not None:
+        run_dir = options.resume
+        run_id = resume_manifest["run_id"]
+        done = [r for r in read_results(run_dir) if r.error is None]
+    else:
+        run_id = new_run_id(suite.name)
+        run_dir = options.out_dir / run_id
+        done = []
+    done_keys = {r.key for r in done}
+    todo = [it for it in items if it.key not in done_keys]
+    cache = ResponseCache(enabled=not options.no_cache)
+    writer = RunWriter(run_dir)
+    if resume_manifest is not None:
+        writer.rewrite_results(done)  # drop errored lines: they are retried
+    manifest = _manifest(suite, options, run_id, ids, epochs, targets)
+    manifest["started_at"] = (resume_manifest or {}).get("started_at", manifest["started_at"])
+    writer.write_manifest(manifest)
+    results = list(done)
+    progress = options.progress(len(items), suite.name, len(done)) if options.progress else None
+
+    def on_result(r: Result) -> None:
+        writer.append(r)
+        results.append(r)
+        if progress is not None:
+            progress.advance(r)
+
+    policies = {tid: policy_for(t.spec, suite.spec.defaults, options.concurrency) for tid, t in targets.items()}
+    engine = Engine(targets, policies, cache, on_result, options.max_errors)
+    interrupted = await _execute(engine, todo)
+    if progress is not None:
+        progress.close()
+    judge = None
+    try:
+        if interrupted:
+            manifest.update(status="partial", finished_at=_now())
+            manifest["summary"] = build_summary(results, suite.metrics, ids, suite.spec.defaults.seed)
+            writer.write_manifest(manifest)
+            raise Interrupted(f"interrupted: {len(results)} of {len(items)} results are in {run_dir}",
+                              hint=f"continue with: llmeval run {suite.path} --resume {run_dir}")
+        judge = _judge(suite, cache, options)
+        ctx = ScoringContext(suite_dir=suite.dir, metrics_dir=_metrics_dir(suite), judge=judge, seed=suite.spec.defaults.seed)
+        results.sort(key=lambda r: (r.epoch, r.case_id, r.target))
+        await score_results(results, suite.metrics, ctx)
+    finally:
+        for t in targets.values():
+            await t.aclose()
+        for m in suite.metrics:
+            await m.aclose()
+        cache.close()
+    writer.rewrite_results(results)
+    writer.close()
+    return finish(suite, manifest, run_dir, results, ids, engine, judge, ctx, options)
+
+
+def finish(suite: Suite, manifest: dict[str, Any], run_dir: Path, results: list[Result], ids: list[str],
+           engine: Engine | None, judge: Any, ctx: ScoringContext, options: RunOptions) -> RunOutcome:
+    """Summarise, gate, write run.json and the reports; decide the exit code."""
+    summary = build_summary(results, suite.metrics, ids, suite.spec.defaults.seed)
+    regressions = None
+    if options.baseline is not None:
+        from llmeval.baseline import regression_checker
+
+        regressions = regression_checker(load_run(options.baseline), results, suite)
+    gates = evaluate_gates(suite.spec.gates, summary, ids, regressions)
+    errors = {tid: summary[tid]["errors"] for tid in ids}
+    all_failed = [tid for tid in ids if summary[tid]["n"] and errors[tid] == summary[tid]["n"]]
+    too_many = options.max_errors is not None and sum(errors.values()) > options.max_errors
+    status = "failed" if (too_many or all_failed) else "complete"
+    manifest.update(status=status, finished_at=_now(), summary=summary, gates=[g.to_dict() for g in gates])
+    if ctx.notes:
+        manifest["metric_notes"] = ctx.notes
+    if engine is not None:
+        manifest["calls"] = {tid: _stats(s) for tid, s in engine.stats.items()}
+    if judge is not None:
+        manifest["judge_usage"] = _stats(judge.stats)
+    if options.baseline is not None:
+        manifest["baseline"] = str(options.baseline)
+    write_manifest(run_dir, manifest)
+    _write_reports(run_dir, options.formats)
+    exit_code = 0
+    if not all(g.passed for g in gates):
+        exit_code = 1
+    if too_many or all_failed:
+        exit_code = 3
+    outcome = RunOutcome(run_dir, manifest, results, gates, exit_code)
+    if too_many:
+        raise RunError(f"{sum(errors.values())} results errored, more than --max-errors {options.max_errors}; run saved in {run_dir}")
+    if all_failed:
+        first = next(r.error for r in results if r.target == all_failed[0] and r.error)
+        raise RunError(f"every case of target(s) {', '.join(all_failed)} errored (first: {first.type}: {first.message}); run saved in {run_dir}")
+    return outcome
+
+
+def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
+    from llmeval.runlog import write_json_atomic
+
+    write_json_atomic(run_dir / "run.json", manifest)
+
+
+def _write_reports(run_dir: Path, formats: list[str]) -> None:
+    if not formats:
+        return
+    try:
+        from llmeval.report import write_reports
+    except ImportError:
+        return
+    write_reports(run_dir, formats)
+
+
+async def _execute(engine: Engine, todo: list[WorkItem]) -> bool:
+    """Run the engine; True when interrupted by SIGINT/SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        stopped = True
+        engine.stop()
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    try:
+        await engine.run(todo)
+    except asyncio.CancelledError:
+        if not stopped:
+            raise
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    return stopped
+
+
+def _judge(suite: Suite, cache: ResponseCache, options: RunOptions) -> Any:
+    if suite.spec.judge is None:
+        return None
+    from llmeval.judge import Judge
+
+    return Judge(suite.spec.judge, policy_for(suite.spec.judge, suite.spec.defaults, options.concurrency), cache)
+
+
+def _metrics_dir(suite: Suite) -> Path | None:
+    for base in (suite.dir, suite.dir.parent, Path.cwd()):
+        if (base / "metrics").is_dir():
+            return base / "metrics"
+    return None
+
+
+def _manifest(suite: Suite, options: RunOptions, run_id: str, ids: list[str], epochs: int, targets: dict[str, Target]) -> dict[str, Any]:
+    raw_targets = {t["id"]: t for t in suite.raw.get("targets", []) if isinstance(t, dict)}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "status": "partial",
+        "suite": {"name": suite.name, "path": str(suite.path), "sha256": suite.sha256,
+                  "description": suite.spec.description},
+        "llmeval_version": __version__,
+        "git_sha": _git_sha(suite.dir),
+        "started_at": _now(),
+        "finished_at": None,
+        "targets": [{**raw_targets.get(tid, {"id": tid}), "kind": targets[tid].kind} for tid in ids],
+        "judge": suite.raw.get("judge"),
+        "metrics": [{**m.config(), "keys": m.keys()} for m in suite.metrics],
+        "gates_spec": [g.model_dump(exclude_none=True) | {"line": suite.line_of("gates", i)} for i, g in enumerate(suite.spec.gates)],
+        "options": {"targets": options.targets, "limit": options.limit, "tags": options.tags, "epochs": epochs,
+                    "shard": list(options.shard) if options.shard else None, "vars": options.variables,
+                    "concurrency": options.concurrency, "no_cache": options.no_cache},
+        "stats": {"ci": CI_METHOD, "resamples": BOOTSTRAP_RESAMPLES, "seed": suite.spec.defaults.seed, "level": 0.95},
+        "summary": {},
+        "gates": [],
+    }
+
+
+def _stats(s: Any) -> dict[str, Any]:
+    return {"calls": s.calls, "cached": s.cached, "retries": s.retries, "errors": s.errors,
+            "tokens": s.usage.to_dict(), "cost_usd": round(s.cost_usd, 8)}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _git_sha(path: Path) -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+ProgressFactory = Callable[[int, str, int], Any]

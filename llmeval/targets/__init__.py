@@ -1,0 +1,1 @@
+"""Targets: the systems under test (model, http, python, recorded outputs)."""

@@ -1,0 +1,58 @@
+"""A chat model through litellm (any provider) or the in-process `local/` provider."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmeval.providers.chat import acomplete
+from llmeval.records import Case, TargetResponse
+from llmeval.targets.base import Target
+from llmeval.templates import render
+
+SECRET_PARAMS = {"api_key", "api_base", "base_url", "organization", "extra_headers", "headers"}
+
+
+class ModelTarget(Target):
+    """Renders system/prompt (or messages) per case and calls the model."""
+
+    kind = "model"
+    description = "a chat model: any litellm model string, or local/<path|id|smollm2-135m>"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        if self.spec.model and self.spec.model.startswith("local/"):
+            from llmeval.providers.local import resolve_local_model
+
+            resolve_local_model(self.spec.model)
+
+    def prepare(self, case: Case) -> dict[str, Any]:
+        v = self.variables(case)
+        s = self.spec
+        if s.messages:
+            messages = [{**m, "content": render(m.get("content", ""), v)} for m in s.messages]
+        else:
+            messages = []
+            if s.system:
+                messages.append({"role": "system", "content": render(s.system, v)})
+            user = render(s.prompt, v) if s.prompt is not None else _as_text(case.input)
+            messages.append({"role": "user", "content": user})
+        return {"model": s.model, "messages": messages, "params": dict(s.params)}
+
+    def cache_identity(self, request: dict[str, Any]) -> dict[str, Any]:
+        params = {k: v for k, v in request["params"].items() if k not in SECRET_PARAMS}
+        return {"kind": self.kind, "model": request["model"], "messages": request["messages"], "params": params}
+
+    async def send(self, request: dict[str, Any], case: Case, timeout: float) -> TargetResponse:
+        c = await acomplete(
+            request["model"], request["messages"], params=request["params"],
+            api_base=self.spec.api_base, api_key=self.spec.api_key, timeout=timeout,
+        )
+        return TargetResponse(c.text, None, c.usage, c.cost_usd)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,72 @@
+"""A Python callable in the user's project: `module:function`, sync or async."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import sys
+from typing import Any
+
+from llmeval.errors import ConfigError, TargetCallError
+from llmeval.records import Case, TargetResponse, Usage
+from llmeval.targets.base import Target
+
+
+class PythonTarget(Target):
+    """Calls `fn(case)`; the result is a string or a mapping with output (and contexts, usage)."""
+
+    kind = "python"
+    description = "a Python callable module:function(case) -> str | {output, contexts}; sync or async"
+    cacheable = False
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        ref = self.spec.python or ""
+        module, _, attr = ref.partition(":")
+        if not module or not attr:
+            raise ConfigError(f"python target '{self.id}': expected 'module:function', got '{ref}'")
+        for p in (str(self.suite_dir), str(self.suite_dir.parent), "."):
+            if p not in sys.path:
+                sys.path.append(p)
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as e:
+            raise ConfigError(f"python target '{self.id}': cannot import '{module}': {e}",
+                              hint="the module must be importable from the suite's folder, its parent or the current directory") from None
+        fn = getattr(mod, attr, None)
+        if not callable(fn):
+            raise ConfigError(f"python target '{self.id}': '{module}' has no callable '{attr}'")
+        self.fn = fn
+        self.is_async = inspect.iscoroutinefunction(fn)
+
+    def prepare(self, case: Case) -> dict[str, Any]:
+        return {"callable": self.spec.python}
+
+    async def send(self, request: dict[str, Any], case: Case, timeout: float) -> TargetResponse:
+        try:
+            if self.is_async:
+                value = await self.fn(case)
+            else:
+                # Sync callables run in the loop's thread pool so slow ones don't stall the run.
+                value = await asyncio.get_running_loop().run_in_executor(None, self.fn, case)
+        except TargetCallError:
+            raise
+        except Exception as e:  # the user's code failed: a recorded error, not a crash
+            raise TargetCallError("python_error", f"{type(e).__name__}: {e}") from None
+        return _response(value)
+
+
+def _response(value: Any) -> TargetResponse:
+    if isinstance(value, str):
+        return TargetResponse(value)
+    if isinstance(value, dict) and "output" in value:
+        ctx = value.get("contexts")
+        u = value.get("usage") or {}
+        return TargetResponse(
+            None if value["output"] is None else str(value["output"]),
+            [str(c) for c in ctx] if ctx is not None else None,
+            Usage(int(u.get("prompt", 0)), int(u.get("completion", 0))),
+            value.get("cost_usd"),
+        )
+    raise TargetCallError("bad_response", f"expected a str or a dict with 'output', got {type(value).__name__}")

@@ -1,0 +1,78 @@
+"""Sandboxed Jinja rendering of prompts and request bodies over a case."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from llmeval.errors import ConfigError
+
+
+@lru_cache(maxsize=1)
+def _env() -> Any:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
+    env.filters["tojson"] = _tojson
+    return env
+
+
+def _tojson(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+@lru_cache(maxsize=4096)
+def compile_template(source: str) -> Any:
+    """Compile a template once; raises jinja2.TemplateSyntaxError."""
+    return _env().from_string(source)
+
+
+def check_template(source: str) -> str | None:
+    """The syntax error in `source`, or None when it compiles."""
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        compile_template(source)
+    except TemplateSyntaxError as e:
+        return f"template syntax error: {e.message} (template line {e.lineno})"
+    return None
+
+
+def render(source: str, variables: dict[str, Any]) -> str:
+    """Render one template string; plain strings without `{{`/`{%` are returned as they are."""
+    if "{" not in source:
+        return source
+    from jinja2 import UndefinedError
+    from jinja2.exceptions import SecurityError
+
+    try:
+        return compile_template(source).render(variables)
+    except UndefinedError as e:
+        raise ConfigError(f"template error: {e.message}", hint="available: input, expected, contexts, vars, id, tags") from None
+    except SecurityError as e:
+        raise ConfigError(f"template blocked by the sandbox: {e}") from None
+
+
+def render_obj(obj: Any, variables: dict[str, Any]) -> Any:
+    """Render every string inside a JSON-like object (dict keys stay as they are)."""
+    if isinstance(obj, str):
+        return render(obj, variables)
+    if isinstance(obj, dict):
+        return {k: render_obj(v, variables) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [render_obj(v, variables) for v in obj]
+    return obj
+
+
+def template_strings(obj: Any, loc: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], str]]:
+    """Every (location, string) inside a JSON-like object, to check templates at load time."""
+    if isinstance(obj, str):
+        return [(loc, obj)]
+    if isinstance(obj, dict):
+        return [x for k, v in obj.items() for x in template_strings(v, loc + (k,))]
+    if isinstance(obj, list):
+        return [x for i, v in enumerate(obj) for x in template_strings(v, loc + (i,))]
+    return []
