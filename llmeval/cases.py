@@ -109,10 +109,10 @@ def _plain(v: Any) -> Any:
 def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
     """Rows of a dataset file (.jsonl .json .csv .parquet) or `hf:NAME[:CONFIG]@SPLIT`."""
     if path.startswith("hf:"):
-        return _read_hf(path[3:])
+        return _read_hf(path[3:], base)
     p = Path(path) if Path(path).is_absolute() else base / path
     if not p.exists():
-        raise ConfigError(f"dataset file not found: {path} (looked in {p.parent})")
+        raise ConfigError(f"dataset file not found: {path} (looked in {p.parent.resolve()})")
     suffix = p.suffix.lower()
     if suffix == ".jsonl":
         rows = []
@@ -141,15 +141,23 @@ def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
     raise ConfigError(f"unsupported dataset format '{suffix}' for {path}", hint="use .jsonl, .json, .csv, .parquet or hf:NAME@SPLIT")
 
 
-def _read_hf(ref: str) -> list[dict[str, Any]]:
+def _read_hf(ref: str, base: Path) -> list[dict[str, Any]]:
     name, _, split = ref.partition("@")
     name, _, config = name.partition(":")
     try:
         import datasets
     except ImportError:
         raise ConfigError("hf: datasets need the `datasets` library", hint="pip install 'llmeval[data]'") from None
+    datasets.disable_progress_bars()  # llmeval draws its own progress; keep stderr for errors
+    local = base / name
+    if name.startswith((".", "/")) or local.exists():
+        name = str(local.resolve())  # a local dataset folder, relative to the suite like other paths
     try:
-        ds = datasets.load_dataset(name, config or None, split=split or "train")
+        if (Path(name) / "dataset_dict.json").exists() or (Path(name) / "state.json").exists():
+            saved = datasets.load_from_disk(name)  # a folder written by save_to_disk()
+            ds = saved[split or "train"] if isinstance(saved, datasets.DatasetDict) else saved
+        else:
+            ds = datasets.load_dataset(name, config or None, split=split or "train")
     except Exception as e:  # datasets raises many types offline; all mean "not available here"
         raise ConfigError(
             f"could not load Hugging Face dataset '{ref}': {type(e).__name__}: {str(e).splitlines()[0][:200]}",

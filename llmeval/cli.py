@@ -107,17 +107,24 @@ def run(
     from llmeval.errors import UsageError
     from llmeval.runner import RunOptions
 
+    suites = list(suites or [])
     if not suites and resume is None:
         raise UsageError("give at least one suite file (or --resume RUN_DIR)", hint="llmeval run suites/example.yaml")
+    if resume is not None and len(suites) > 1:
+        raise UsageError("--resume continues one run: give at most one suite file with it")
     options = RunOptions(
         out_dir=out, targets=target, concurrency=concurrency, no_cache=no_cache, limit=limit, tags=tag,
         epochs=epochs, baseline=baseline, shard=_parse_shard(shard), resume=resume,
         formats=_parse_formats(format, ("html", "md", "junit")), variables=_parse_vars(var), max_errors=max_errors,
     )
-    if baseline is not None and not (baseline / "run.json").exists() and not baseline.name == "run.json":
-        raise UsageError(f"--baseline {baseline}: not a run directory (no run.json)")
+    if baseline is not None:
+        from llmeval.baseline import check_baseline_path
+
+        check_baseline_path(baseline)
     use_github = github if github is not None else os.environ.get("GITHUB_ACTIONS") == "true"
     if dry_run:
+        if not suites:
+            raise UsageError("--dry-run needs a suite file")
         from llmeval.dryrun import dry_run as do_dry_run
         from llmeval.report.console import print_dry_run
 
@@ -150,7 +157,9 @@ def _run_all(suites: list[Path], options: Any, use_github: bool, json_out: bool,
             if e.exit_code != 3:
                 raise
             failure, code = e, 3
-            continue
+            outcome = getattr(e, "outcome", None)  # the failed run is saved: still show it
+            if outcome is None:
+                continue
         outcomes.append(outcome)
         code = max(code, outcome.exit_code)
         if use_github:
@@ -250,6 +259,140 @@ def cache_clear_cmd() -> None:
 
     n = cache_clear()
     typer.echo(f"cleared {n} cached responses")
+
+
+@app.command()
+@handles_errors
+def merge(
+    runs: List[Path] = typer.Argument(..., help="Shard run directories (from --shard I/N) to merge."),
+    out: Path = typer.Option(Path("runs"), "-o", "--out", help="Where the merged run directory goes."),
+    suite: Optional[Path] = typer.Option(None, "--suite", help="The suite file, when it moved since the shards ran."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A baseline run or artifact folder (max_drop)."),
+    format: str = typer.Option("html,md,junit", "--format", help="Reports to write: html,md,junit."),
+    github: Optional[bool] = typer.Option(None, "--github/--no-github",
+                                          help="GitHub Actions output (default: on when GITHUB_ACTIONS=true)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No summary table."),
+) -> None:
+    """Merge shard runs into one run: results combined, summary and gates recomputed."""
+    import os
+
+    from llmeval.merge import merge_runs
+    from llmeval.runner import RunOptions
+
+    if baseline is not None:
+        from llmeval.baseline import check_baseline_path
+
+        check_baseline_path(baseline)
+    options = RunOptions(out_dir=out, baseline=baseline, formats=_parse_formats(format, ("html", "md", "junit")))
+    outcome = merge_runs(runs, out, suite, options)
+    if github if github is not None else os.environ.get("GITHUB_ACTIONS") == "true":
+        from llmeval.github import publish
+
+        publish(outcome)
+    if not quiet:
+        from llmeval.report.console import print_summary
+
+        print_summary(outcome.manifest, str(outcome.run_dir))
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+@handles_errors
+def init(
+    directory: Path = typer.Argument(Path("."), help="The project folder (default: here)."),
+    action: str = typer.Option("", "--action", help="The llmeval action the workflow uses, OWNER/REPO@REF."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files that exist."),
+) -> None:
+    """Scaffold a suite, a rubric in metrics/, and a GitHub workflow."""
+    from llmeval.scaffold import DEFAULT_ACTION, scaffold
+
+    for path in scaffold(directory, action or DEFAULT_ACTION, force):
+        typer.echo(f"wrote {path}")
+    typer.echo("next: llmeval validate suites/example.yaml, then llmeval run suites/example.yaml "
+               "(set OPENAI_API_KEY); add OPENAI_API_KEY to the repository's Actions secrets")
+
+
+@app.command()
+@handles_errors
+def compare(
+    base: Path = typer.Argument(..., metavar="BASE_RUN", help="The baseline run directory."),
+    cand: Path = typer.Argument(..., metavar="CAND_RUN", help="The candidate run directory."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Folder for compare.html and .md (default: CAND)."),
+    seed: int | None = typer.Option(None, "--seed", help="Bootstrap seed (default: the candidate suite's seed)."),
+    resamples: int = typer.Option(10_000, "--resamples", min=1000, help="Bootstrap resamples."),
+    json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),
+) -> None:
+    """Baseline vs candidate: per-metric deltas with 95% CIs, regressions, improvements.
+
+    Exit 1 when a max_drop gate of the candidate's suite fails."""
+    from llmeval.compare import compare_dirs
+
+    outcome = compare_dirs(base, cand, out, seed, resamples)
+    if json_out:
+        doc = outcome.comparison.to_dict() | {"gates": [g.to_dict() for g in outcome.gates],
+                                              "files": [str(f) for f in outcome.files]}
+        typer.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        from llmeval.report.console import print_comparison
+
+        print_comparison(outcome.comparison, [g.to_dict() for g in outcome.gates], outcome.files)
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+@handles_errors
+def report(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="A run directory."),
+    format: str = typer.Option("html,md,junit", "--format", help="Reports to write: html,md,junit."),
+    baseline: Path | None = typer.Option(None, "--baseline", help="A baseline run: add deltas to html and md."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Where the reports go (default: RUN_DIR)."),
+) -> None:
+    """Re-render reports from a stored run, no model calls."""
+    from llmeval.report import rerender
+
+    for path in rerender(run_dir, _parse_formats(format, ("html", "md", "junit")), baseline, out):
+        typer.echo(str(path))
+
+
+@app.command()
+@handles_errors
+def rescore(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="The run whose stored outputs are scored again."),
+    suite: Path | None = typer.Option(None, "--suite", help="Suite file with the metrics (default: the run's suite)."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Where the new run goes (default: next to RUN_DIR)."),
+    format: str = typer.Option("html,md,junit", "--format", help="Reports to write: html,md,junit."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Call the judge even when a cached answer exists."),
+    json_out: bool = typer.Option(False, "--json", help="Print the new run's summary as JSON on stdout."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No tables."),
+) -> None:
+    """Recompute metrics from stored outputs into a new run (no target calls; judge calls go through the cache)."""
+    from llmeval.rescore import rescore_run
+
+    outcome = rescore_run(run_dir, suite, out, _parse_formats(format, ("html", "md", "junit")), no_cache)
+    if json_out:
+        typer.echo(json.dumps(_outcome_json(outcome), indent=2))
+    elif not quiet:
+        from llmeval.report.console import print_summary
+
+        print_summary(outcome.manifest, str(outcome.run_dir))
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+@handles_errors
+def export(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="A run directory."),
+    format: str = typer.Option("csv", "--format", help="csv, parquet and/or jsonl (comma-separated)."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Folder for export.<format> (default: RUN_DIR)."),
+) -> None:
+    """One row per result, one column per metric: csv, parquet or jsonl."""
+    from llmeval.export import FORMATS, export_run
+
+    for path in export_run(run_dir, _parse_formats(format, FORMATS), out):
+        typer.echo(str(path))
 
 
 def main() -> None:

@@ -23,6 +23,8 @@ class GateResult:
     kind: str = "min"
     note: str | None = None
     index: int = 0
+    details: dict[str, Any] | None = None
+    """Extra facts of a max_drop gate: delta, ci95, p, holm_level, verdict, n_paired, ..."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -95,6 +95,9 @@ def _one_error(err: Any, where: str, tree: Any, model: type[BaseModel], prefix: 
 
         close = difflib.get_close_matches(str(key), allowed, n=1)
         hint = f"did you mean '{close[0]}'?" if close else (f"allowed keys: {', '.join(allowed)}" if allowed else None)
+        if loc[:1] == ("targets",) and len(loc) == 3 and not _has_target_kind(tree, full[:-1]):
+            # `kind: chat` or `type: http`: the target kind is a key of its own, not a value.
+            hint = "a target's kind is its key: one of model:, http:, python:, outputs:"
         parent = _dotted(full[:-1]) or "the suite"
         return ConfigError(f"unknown key '{key}' in {parent}", where, line, col, hint=hint)
     line, col = position(tree, full)
@@ -103,6 +106,16 @@ def _one_error(err: Any, where: str, tree: Any, model: type[BaseModel], prefix: 
         return ConfigError(f"missing required key '{full[-1]}' in {parent}", where, line, col)
     msg = err["msg"].removeprefix("Value error, ")
     return ConfigError(f"{dotted}: {msg}" if dotted else msg, where, line, col)
+
+
+def _has_target_kind(tree: Any, loc: tuple[Any, ...]) -> bool:
+    node = tree
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return True
+    return not isinstance(node, dict) or any(k in node for k in ("model", "http", "python", "outputs"))
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
@@ -160,8 +173,10 @@ def _build_metrics(spec: SuiteSpec, where: str, tree: Any) -> list[Metric]:
         except ValueError as e:
             raise ConfigError(str(e), where, *position(tree, loc)) from None
         try:
-            metric = build_metric(name, options)
+            metric = build_metric(name, options, base_dir=Path(where).parent)
         except ConfigError as e:
+            if e.path:  # already positioned in its own file (a rubric, a metrics/*.py)
+                raise
             line, col = position(tree, loc + ((name,) if isinstance(entry, dict) else ()), key=True)
             raise ConfigError(e.message, where, line, col, hint=e.hint) from None
         except ValidationError as e:
@@ -182,7 +197,9 @@ def _build_metrics(spec: SuiteSpec, where: str, tree: Any) -> list[Metric]:
 
 
 def _metric_options_error(e: ValidationError, where: str, tree: Any, loc: tuple[Any, ...], name: str) -> ConfigError:
-    err = e.errors()[0]
+    # An unknown option first: `{valeu: x}` is a typo of `value`, not a missing `value`.
+    errs = e.errors()
+    err = next((x for x in errs if x["type"] == "extra_forbidden"), errs[0])
     sub = tuple(err["loc"])
     if err["type"] == "extra_forbidden":
         line, col = position(tree, loc + sub, key=True)

@@ -66,7 +66,10 @@ def run_suite(suite_path: str | Path, options: RunOptions) -> RunOutcome:
     resume_manifest = None
     if options.resume is not None:
         resume_manifest = load_run(options.resume).manifest
-        suite_path = suite_path or resume_manifest["suite"]["path"]
+        # The absolute path first: a resume may start from another working directory.
+        saved_file = resume_manifest.get("options", {}).get("suite_file")
+        if not suite_path:
+            suite_path = saved_file if saved_file and Path(saved_file).exists() else resume_manifest["suite"]["path"]
         _restore_options(options, resume_manifest)
     suite = load_suite(suite_path, options.variables)
     return asyncio.run(_run(suite, options, resume_manifest))
@@ -124,8 +127,15 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
         run_id = resume_manifest["run_id"]
         done = [r for r in read_results(run_dir) if r.error is None]
     else:
-        run_id = new_run_id(suite.name)
-        run_dir = options.out_dir / run_id
+        options.out_dir.mkdir(parents=True, exist_ok=True)
+        while True:  # claim a fresh directory: two shards starting in the same second must not share one
+            run_id = new_run_id(suite.name)
+            run_dir = options.out_dir / run_id
+            try:
+                run_dir.mkdir()
+                break
+            except FileExistsError:
+                continue
         done = []
     done_keys = {r.key for r in done}
     todo = [it for it in items if it.key not in done_keys]
@@ -178,10 +188,15 @@ def finish(suite: Suite, manifest: dict[str, Any], run_dir: Path, results: list[
     """Summarise, gate, write run.json and the reports; decide the exit code."""
     summary = build_summary(results, suite.metrics, ids, suite.spec.defaults.seed)
     regressions = None
+    baseline = None
     if options.baseline is not None:
+        from llmeval.baseline import load_baseline  # a run dir, or a downloaded artifact of runs
+
+        baseline = load_baseline(options.baseline, suite)
+    if options.baseline is not None:  # with no run of this suite there, max_drop gates say so
         from llmeval.baseline import regression_checker
 
-        regressions = regression_checker(load_run(options.baseline), results, suite)
+        regressions = regression_checker(baseline, results, suite)
     gates = evaluate_gates(suite.spec.gates, summary, ids, regressions)
     errors = {tid: summary[tid]["errors"] for tid in ids}
     all_failed = [tid for tid in ids if summary[tid]["n"] and errors[tid] == summary[tid]["n"]]
@@ -197,7 +212,7 @@ def finish(suite: Suite, manifest: dict[str, Any], run_dir: Path, results: list[
     if options.baseline is not None:
         manifest["baseline"] = str(options.baseline)
     write_manifest(run_dir, manifest)
-    _write_reports(run_dir, options.formats)
+    _write_reports(run_dir, options.formats, baseline)
     exit_code = 0
     if not all(g.passed for g in gates):
         exit_code = 1
@@ -205,11 +220,18 @@ def finish(suite: Suite, manifest: dict[str, Any], run_dir: Path, results: list[
         exit_code = 3
     outcome = RunOutcome(run_dir, manifest, results, gates, exit_code)
     if too_many:
-        raise RunError(f"{sum(errors.values())} results errored, more than --max-errors {options.max_errors}; run saved in {run_dir}")
+        raise _failed(outcome, f"{sum(errors.values())} results errored, more than --max-errors {options.max_errors}; run saved in {run_dir}")
     if all_failed:
         first = next(r.error for r in results if r.target == all_failed[0] and r.error)
-        raise RunError(f"every case of target(s) {', '.join(all_failed)} errored (first: {first.type}: {first.message}); run saved in {run_dir}")
+        raise _failed(outcome, f"every case of target(s) {', '.join(all_failed)} errored (first: {first.type}: {first.message}); run saved in {run_dir}")
     return outcome
+
+
+def _failed(outcome: RunOutcome, message: str) -> RunError:
+    """A RunError (exit 3) that carries the saved run, so the CLI can still show and publish it."""
+    err = RunError(message)
+    err.outcome = outcome  # type: ignore[attr-defined]
+    return err
 
 
 def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
@@ -218,14 +240,11 @@ def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
     write_json_atomic(run_dir / "run.json", manifest)
 
 
-def _write_reports(run_dir: Path, formats: list[str]) -> None:
-    if not formats:
-        return
-    try:
+def _write_reports(run_dir: Path, formats: list[str], baseline: Any = None) -> None:
+    if formats:
         from llmeval.report import write_reports
-    except ImportError:
-        return
-    write_reports(run_dir, formats)
+
+        write_reports(run_dir, formats, baseline=baseline)
 
 
 async def _execute(engine: Engine, todo: list[WorkItem]) -> bool:
@@ -272,7 +291,7 @@ def _metrics_dir(suite: Suite) -> Path | None:
 
 
 def _manifest(suite: Suite, options: RunOptions, run_id: str, ids: list[str], epochs: int, targets: dict[str, Target]) -> dict[str, Any]:
-    raw_targets = {t["id"]: t for t in suite.raw.get("targets", []) if isinstance(t, dict)}
+    raw_targets = {t["id"]: redact_secrets(t) for t in suite.raw.get("targets", []) if isinstance(t, dict)}
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -284,16 +303,44 @@ def _manifest(suite: Suite, options: RunOptions, run_id: str, ids: list[str], ep
         "started_at": _now(),
         "finished_at": None,
         "targets": [{**raw_targets.get(tid, {"id": tid}), "kind": targets[tid].kind} for tid in ids],
-        "judge": suite.raw.get("judge"),
+        "judge": redact_secrets(suite.raw.get("judge")),
         "metrics": [{**m.config(), "keys": m.keys()} for m in suite.metrics],
         "gates_spec": [g.model_dump(exclude_none=True) | {"line": suite.line_of("gates", i)} for i, g in enumerate(suite.spec.gates)],
         "options": {"targets": options.targets, "limit": options.limit, "tags": options.tags, "epochs": epochs,
                     "shard": list(options.shard) if options.shard else None, "vars": options.variables,
-                    "concurrency": options.concurrency, "no_cache": options.no_cache},
+                    "concurrency": options.concurrency, "no_cache": options.no_cache,
+                    "suite_file": str(suite.path.resolve())},
         "stats": {"ci": CI_METHOD, "resamples": BOOTSTRAP_RESAMPLES, "seed": suite.spec.defaults.seed, "level": 0.95},
         "summary": {},
         "gates": [],
     }
+
+
+def redact_secrets(spec: Any) -> Any:
+    """A target or judge as written, with literal keys and secret headers replaced by `<redacted>`.
+
+    `${VAR}` placeholders stay: they name the secret without revealing it."""
+    from llmeval.targets.http import _secret
+
+    def hide(value: Any) -> Any:
+        return value if isinstance(value, str) and "${" in value else "<redacted>"
+
+    if not isinstance(spec, dict):
+        return spec
+    out = dict(spec)
+    if out.get("api_key") is not None:
+        out["api_key"] = hide(out["api_key"])
+    if isinstance(out.get("params"), dict):  # litellm accepts keys and headers in params too
+        out["params"] = {k: hide(v) if k in ("api_key", "extra_headers", "headers") else v
+                         for k, v in out["params"].items()}
+    http = out.get("http")
+    if isinstance(http, dict):
+        http = dict(http)
+        for part in ("headers", "query"):
+            if isinstance(http.get(part), dict):
+                http[part] = {k: hide(v) if _secret(str(k)) else v for k, v in http[part].items()}
+        out["http"] = http
+    return out
 
 
 def _stats(s: Any) -> dict[str, Any]:

@@ -38,3 +38,47 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 def rounded(x: Any, digits: int = 6) -> Any:
     """Round floats for the manifest (keeps JSON readable, loses nothing that matters)."""
     return round(x, digits) if isinstance(x, float) else x
+
+
+def paired_deltas(base: Sequence[float], cand: Sequence[float], seed: int = 0, resamples: int = 10_000) -> Any:
+    """Bootstrap distribution (numpy array) of mean(cand - base) over paired cases."""
+    import numpy as np
+
+    d = np.asarray(cand, dtype=float) - np.asarray(base, dtype=float)
+    rng = np.random.default_rng(seed)
+    out = np.empty(resamples)
+    chunk = max(1, 2_000_000 // max(1, d.size))  # bound memory for large N
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        idx = rng.integers(0, d.size, size=(stop - start, d.size))
+        out[start:stop] = d[idx].mean(axis=1)
+    return out
+
+
+def paired_delta_ci(base: Sequence[float], cand: Sequence[float], seed: int = 0, resamples: int = 10_000,
+                    level: float = 0.95) -> tuple[float, float, float, float]:
+    """(delta, lo, hi, p): mean paired difference cand - base, its percentile-bootstrap CI at `level`,
+    and a two-sided bootstrap p-value for delta == 0."""
+    import numpy as np
+
+    if len(base) != len(cand) or not base:
+        raise ValueError("paired_delta_ci needs two equally long, non-empty sequences")
+    delta = float(np.mean(np.asarray(cand, dtype=float) - np.asarray(base, dtype=float)))
+    boots = paired_deltas(base, cand, seed, resamples)
+    alpha = 1 - level
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    if float(boots.min()) == float(boots.max()):
+        p = 1.0 if delta == 0 else 0.0
+    else:
+        p = float(min(1.0, 2 * min((boots <= 0).mean(), (boots >= 0).mean())))
+    return delta, float(lo), float(hi), p
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts b (pass->fail) and c (fail->pass)."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any, Callable
 
 from llmeval.errors import ConfigError
@@ -21,6 +22,16 @@ BUILTIN: dict[str, str] = {
     "is_json": "llmeval.metrics.deterministic:IsJson",
     "latency": "llmeval.metrics.deterministic:Latency",
     "cost": "llmeval.metrics.deterministic:Cost",
+    "bleu": "llmeval.metrics.bleu:Bleu",
+    "chrf": "llmeval.metrics.bleu:Chrf",
+    "rouge": "llmeval.metrics.rouge:Rouge",
+    "bertscore": "llmeval.metrics.bertscore:BertScore",
+    "hf_evaluate": "llmeval.metrics.hf_evaluate:HfEvaluate",
+    "geval": "llmeval.metrics.geval:GEval",
+    "judge": "llmeval.metrics.rubric:Rubric",
+    "groundedness": "llmeval.metrics.grounded:Groundedness",
+    "answer_relevance": "llmeval.metrics.relevance:AnswerRelevance",
+    "context_relevance": "llmeval.metrics.relevance:ContextRelevance",
 }
 NEGATABLE = {"exact_match", "contains", "icontains", "contains_any", "contains_all", "regex",
              "json_schema", "is_json", "latency", "cost"}
@@ -28,13 +39,19 @@ NEGATABLE = {"exact_match", "contains", "icontains", "contains_any", "contains_a
 _USER: dict[str, type[Metric]] = {}
 
 
-def register_metric(name: str) -> Callable[[type[Metric]], type[Metric]]:
-    """Class decorator that registers a custom metric under `name` (e.g. in metrics/*.py)."""
+def register_metric(name: str) -> Callable[[Any], Any]:
+    """Register a custom metric under `name` (e.g. in metrics/*.py): a Metric subclass, or a
+    function `fn(result, **options) -> float | bool | Score`."""
 
-    def deco(cls: type[Metric]) -> type[Metric]:
+    def deco(obj: Any) -> Any:
+        cls = obj
+        if not isinstance(obj, type):
+            from llmeval.metrics.custom import function_metric
+
+            cls = function_metric(name, obj)
         cls.kind = name
         _USER[name] = cls
-        return cls
+        return obj
 
     return deco
 
@@ -63,14 +80,19 @@ def known_names() -> list[str]:
     return sorted(names)
 
 
-def build_metric(name: str, options: Any) -> Metric:
+def build_metric(name: str, options: Any, base_dir: Path | None = None) -> Metric:
     """Instantiate metric `name` from its suite options (a dict, a scalar shorthand or None).
 
-    Raises ConfigError without position; the loader adds the file:line:col.
+    `base_dir` (the suite's folder) locates rubric files and metrics/*.py. Raises ConfigError
+    without position; the loader adds the file:line:col.
     """
     negate = name.startswith("not_") and name[4:] in NEGATABLE
     base = name[4:] if negate else name
     cls = metric_class(base)
+    if cls is None:
+        from llmeval.metrics.custom import load_user_metric
+
+        cls = load_user_metric(base, base_dir)  # metrics/*.py are imported only when named
     if cls is None:
         import difflib
 
@@ -85,7 +107,7 @@ def build_metric(name: str, options: Any) -> Metric:
             raise ConfigError(f"metric '{name}' takes a mapping of options, not {type(options).__name__}")
         options = {shorthand: options}
     opts = cls.Options.model_validate(options)  # ValidationError: the loader positions it
-    inner = cls(opts)
+    inner = cls(opts, base_dir=base_dir) if getattr(cls, "wants_base_dir", False) else cls(opts)
     if negate:
         return NegatedMetric(inner, opts)
     return inner

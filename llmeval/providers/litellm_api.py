@@ -17,8 +17,13 @@ def _lib() -> Any:
     if _litellm is None:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         os.environ.setdefault("LITELLM_TELEMETRY", "False")
+        import warnings
+
         import litellm
 
+        # litellm builds a provider coroutine in a worker thread and awaits it afterwards; a call
+        # cancelled in between (Ctrl-C) leaves it unawaited and Python warns on stderr.
+        warnings.filterwarnings("ignore", r"coroutine '\w+\.acompletion' was never awaited", RuntimeWarning)
         litellm.telemetry = False
         litellm.suppress_debug_info = True
         litellm.drop_params = True
@@ -97,6 +102,12 @@ def classify(e: Exception) -> TargetCallError:
     timeouts = ("Timeout", "APITimeoutError", "ReadTimeout", "ConnectTimeout", "TimeoutError")
     if name in timeouts or isinstance(e, TimeoutError):
         return TargetCallError("timeout", message, retryable=True, status=status)
+    if "Missing credentials" in message or "api_key client option must be set" in message:
+        # No key configured: litellm reports it as a 500, but retrying cannot help.
+        return TargetCallError("auth_error", message, False, None, status)
+    if "Connection error" in message or "Connection refused" in message:
+        # litellm reports an unreachable server as InternalServerError with status 500.
+        return TargetCallError("connection_error", message, True, None, None)
     if name in ("APIConnectionError", "ConnectError", "ServiceUnavailableError") and status in (None, 500, 503):
         return TargetCallError("connection_error" if status is None else "server_error", message, True, retry_after, status)
     if status == 429 or name == "RateLimitError":
@@ -109,13 +120,18 @@ def classify(e: Exception) -> TargetCallError:
 
 
 def _retry_after(e: Exception) -> float | None:
+    # litellm keeps the provider's headers in `litellm_response_headers`; its `response` is a
+    # synthetic httpx.Response without them.
     resp = getattr(e, "response", None)
-    headers = getattr(resp, "headers", None) or getattr(e, "headers", None) or {}
-    try:
-        value = headers.get("retry-after") or headers.get("Retry-After")
-    except AttributeError:
-        return None
-    return parse_retry_after(value)
+    for headers in (getattr(e, "litellm_response_headers", None), getattr(resp, "headers", None),
+                    getattr(e, "headers", None)):
+        try:
+            value = headers.get("retry-after") or headers.get("Retry-After") if headers else None
+        except AttributeError:
+            continue
+        if value is not None:
+            return parse_retry_after(value)
+    return None
 
 
 def parse_retry_after(value: Any) -> float | None:

@@ -11,7 +11,14 @@ class RunProgress:
     """A rich progress bar with done/total, rate, ETA and an error count."""
 
     def __init__(self, total: int, description: str, done: int = 0) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         from llmeval.report.console import console
 
@@ -155,3 +162,57 @@ def print_dry_run(plans: list[dict[str, Any]]) -> None:
         console().print(table)
         if p.get("judge_metrics"):
             console().print(f"judge metrics ({', '.join(p['judge_metrics'])}) add judge calls per scored result")
+
+
+def print_header(manifest: dict[str, Any]) -> None:
+    """The report header (suite, run, date, git, targets, judge, duration, cost, gates) as in report.html."""
+    from llmeval.report.view import header_facts
+
+    facts = header_facts(manifest)
+    out = console()
+    out.print(f"[bold]{_esc(facts[0][1])}[/bold]  " + "  ".join(f"[dim]{k}[/] {_esc(v)}" for k, v in facts[1:5]))
+    out.print("  ".join(f"[dim]{k}[/] {_esc(v)}" for k, v in facts[5:]))
+
+
+def _esc(text: Any) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+def print_comparison(cmp: Any, gates: list[dict[str, Any]], files: list[Any]) -> None:
+    """Per target and metric: baseline, candidate, delta [95% CI], verdict; then gates and files."""
+    from rich.table import Table
+
+    out = console()
+    out.print(f"[bold]{_esc(cmp.suite)}[/bold]  baseline {_esc(cmp.base_run_id)} -> candidate {_esc(cmp.cand_run_id)}"
+              f"  ({len(cmp.cases)} paired cases, {cmp.resamples:,} resamples, seed {cmp.seed})")
+    from rich import box
+
+    words = {"regressed": "[bold red]▼ regressed[/]", "improved": "[bold green]▲ improved[/]",
+             "no significant change": "no change", "not comparable": "[yellow]n/a[/]"}
+    for tid in dict.fromkeys(d.target for d in cmp.metrics):
+        table = Table(title=f"{_esc(tid)}: candidate - baseline", title_justify="left", box=box.SIMPLE_HEAD,
+                      padding=(0, 1), pad_edge=False)
+        for col in ("metric", "n", "base", "cand", "delta [95% CI]", "MDE", "verdict"):
+            table.add_column(col, justify="left" if col in ("metric", "verdict") else "right", no_wrap=col != "metric")
+        for d in (x for x in cmp.metrics if x.target == tid):
+            ci = "" if d.ci95 is None else f" [{d.ci95[0]:+.2f}, {d.ci95[1]:+.2f}]"
+            table.add_row(_esc(d.metric + (" (corpus)" if d.kind == "corpus" else "")), str(d.n), fmt(d.base),
+                          fmt(d.cand), "–" if d.delta is None else f"{d.delta:+.3f}{ci}", fmt(d.mde),
+                          words.get(d.verdict, _esc(d.verdict)))
+        out.print(table)
+    out.print("[dim]delta: paired bootstrap 95% CI; verdict: CI excludes 0 (pass_rate: McNemar exact p < 0.05); "
+              "MDE: smallest true delta detectable with 80% power at this n[/]")
+    for label, keys in (("only in baseline", cmp.only_in_base), ("only in candidate", cmp.only_in_cand)):
+        if keys:
+            more = f" and {len(keys) - 10} more" if len(keys) > 10 else ""
+            shown = ", ".join(f"{c} ({t})" for c, t in keys[:10]) + more
+            out.print(f"[yellow]{len(keys)} case(s) {label}, not compared:[/] {_esc(shown)}")
+    for note in cmp.notes:
+        out.print(f"[dim]note: {_esc(note)}[/]")
+    reg, imp = cmp.regressed(), cmp.improved()
+    out.print(f"cases: {len(reg)} regressed, {len(imp)} improved, {len(cmp.cases) - len(reg) - len(imp)} unchanged")
+    print_gates(gates)
+    for f in files:
+        out.print(f"wrote {f}")

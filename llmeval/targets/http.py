@@ -21,6 +21,7 @@ class HttpTarget(Target):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._client: Any = None
+        import httpx  # noqa: F401  (now, so the first call's latency does not include the import)
 
     def prepare(self, case: Case) -> dict[str, Any]:
         v = self.variables(case)

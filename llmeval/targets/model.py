@@ -24,6 +24,12 @@ class ModelTarget(Target):
             from llmeval.providers.local import resolve_local_model
 
             resolve_local_model(self.spec.model)
+        elif self.spec.model:
+            # Import litellm (~3 s) now, not inside the first timed call: otherwise the first
+            # case's latency includes the import and a short timeout_s fails it.
+            from llmeval.providers.litellm_api import _lib
+
+            _lib()
 
     def prepare(self, case: Case) -> dict[str, Any]:
         v = self.variables(case)
@@ -40,7 +46,10 @@ class ModelTarget(Target):
 
     def cache_identity(self, request: dict[str, Any]) -> dict[str, Any]:
         params = {k: v for k, v in request["params"].items() if k not in SECRET_PARAMS}
-        return {"kind": self.kind, "model": request["model"], "messages": request["messages"], "params": params}
+        # api_base picks the server (two vLLM hosts may serve the same model name); it is
+        # hashed into the key, never stored. The api_key cannot change an answer: left out.
+        return {"kind": self.kind, "model": request["model"], "api_base": self.spec.api_base,
+                "messages": request["messages"], "params": params}
 
     async def send(self, request: dict[str, Any], case: Case, timeout: float) -> TargetResponse:
         c = await acomplete(

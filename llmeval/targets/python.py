@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import inspect
 import sys
+from pathlib import Path
 from typing import Any
 
 from llmeval.errors import ConfigError, TargetCallError
@@ -26,7 +27,10 @@ class PythonTarget(Target):
         module, _, attr = ref.partition(":")
         if not module or not attr:
             raise ConfigError(f"python target '{self.id}': expected 'module:function', got '{ref}'")
-        for p in (str(self.suite_dir), str(self.suite_dir.parent), "."):
+        # Absolute paths: a relative suite path would give sys.path a "." that means nothing
+        # once the working directory changes.
+        here = self.suite_dir.resolve()
+        for p in (str(here), str(here.parent), str(Path.cwd())):
             if p not in sys.path:
                 sys.path.append(p)
         try:

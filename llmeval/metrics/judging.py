@@ -1,0 +1,250 @@
+"""Shared plumbing of the LLM-as-judge metrics: prompts, JSON answers with one repair re-ask,
+the per-metric judge override, and per-case error handling (a judge failure is never a score)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from llmeval.errors import ConfigError, TargetCallError
+from llmeval.metrics.base import Metric, MetricOptions, ScoringContext
+from llmeval.records import Completion, Result, Score
+from llmeval.spec import JudgeSpec
+
+T = TypeVar("T")
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+"""Default judge prompts (package data); a same-named file in the project's metrics/ wins."""
+
+REPAIR = (
+    "Your previous answer could not be used: {error}\n"
+    "Answer again, following the required format exactly and adding nothing else."
+)
+
+
+class ParseProblem(ValueError):
+    """A judge answer that does not have the requested shape (the message says how)."""
+
+
+class JudgeParseError(Exception):
+    """The judge's answer could not be parsed, even after one repair re-ask."""
+
+    def __init__(self, error: str, attempts: list[str]) -> None:
+        super().__init__(error)
+        self.error, self.attempts = error, attempts
+
+
+class JudgeOptions(MetricOptions):
+    """Options shared by every judge metric."""
+
+    judge: JudgeSpec | None = None
+    """This metric's own judge ({model, params, api_base, ...}) instead of the suite's `judge:`."""
+
+
+def metrics_dirs(base_dir: Path | None) -> list[Path]:
+    """Where a project's `metrics/` folder may be: next to the suite, one level up, or in the cwd."""
+    bases = [base_dir, base_dir.parent] if base_dir is not None else []
+    out: list[Path] = []
+    for b in [*bases, Path.cwd()]:
+        d = (b / "metrics").resolve()
+        if d.is_dir() and d not in out:
+            out.append(d)
+    return out
+
+
+def prompt_file(name: str, metrics_dir: Path | None) -> Path:
+    """The prompt template `name`: the project's metrics/<name> when present, else the default."""
+    if metrics_dir is not None and (metrics_dir / name).is_file():
+        return metrics_dir / name
+    return PROMPTS_DIR / name
+
+
+def check_prompt_overrides(names: list[str], metrics_dir: Path | None) -> None:
+    """Fail at load time (with the file's path) when an overriding prompt does not compile."""
+    from llmeval.templates import check_template
+
+    for name in names:
+        path = prompt_file(name, metrics_dir)
+        if path.parent == PROMPTS_DIR:
+            continue
+        problem = check_template(path.read_text(encoding="utf-8"))
+        if problem:
+            raise ConfigError(problem, str(path), 1, 1, hint=f"this file overrides the default prompt {name}")
+
+
+def render_prompt(name: str, variables: dict[str, Any], metrics_dir: Path | None) -> str:
+    """Render the prompt template `name` over `variables` (sandboxed Jinja)."""
+    from llmeval.templates import render
+
+    return render(prompt_file(name, metrics_dir).read_text(encoding="utf-8"), variables).strip()
+
+
+def as_text(value: Any) -> str:
+    """A case field as prompt text (non-string inputs such as chat messages become JSON)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def parse_json(text: str) -> Any:
+    """The first JSON object or array in a judge answer (``` fences and chatter around it ignored)."""
+    body = re.sub(r"```(?:json|JSON)?", "", text)
+    decoder = json.JSONDecoder()
+    for m in re.finditer(r"[\[{]", body):
+        try:
+            value, _ = decoder.raw_decode(body, m.start())
+        except json.JSONDecodeError:
+            continue
+        return value
+    raise ParseProblem("no JSON object found; answer with a single JSON object")
+
+
+def json_list(text: str, key: str) -> list[Any]:
+    """The list under `key` in the answer's JSON object (a bare JSON list is accepted too)."""
+    value = parse_json(text)
+    if isinstance(value, dict):
+        if key not in value:
+            raise ParseProblem(f'the JSON object has no "{key}" key')
+        value = value[key]
+    if not isinstance(value, list):
+        raise ParseProblem(f'"{key}" must be a JSON list')
+    return value
+
+
+async def ask_parsed(
+    judge: Any,
+    prompt: str,
+    parse: Callable[[Completion], T],
+    *,
+    params: dict[str, Any] | None = None,
+    logprobs: bool = False,
+    top_logprobs: int = 0,
+    score_tokens: list[str] | None = None,
+    sample: int = 0,
+) -> tuple[T, Completion]:
+    """Ask the judge and parse its answer; re-ask once with the parse error, then give up.
+
+    Raises JudgeParseError (with both raw answers) or TargetCallError."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+    kw = dict(params=params, logprobs=logprobs, top_logprobs=top_logprobs, score_tokens=score_tokens, sample=sample)
+    first = await judge.complete(messages, **kw)
+    try:
+        return parse(first), first
+    except ParseProblem as e:
+        error = str(e)
+    messages += [{"role": "assistant", "content": first.text}, {"role": "user", "content": REPAIR.format(error=error)}]
+    second = await judge.complete(messages, **kw)
+    try:
+        return parse(second), second
+    except ParseProblem as e:
+        raise JudgeParseError(str(e), [first.text, second.text]) from None
+
+
+def failure_score(e: Exception, step: str = "") -> Score:
+    """The null score recorded for a judge call that failed or an answer that could not be parsed."""
+    where = f" ({step})" if step else ""
+    if isinstance(e, JudgeParseError):
+        return Score(None, None, f"unparseable judge answer{where}: {e.error}",
+                     {"error": e.error, "raw": e.attempts[-1], "attempts": e.attempts})
+    if isinstance(e, TargetCallError):
+        return Score(None, None, f"judge error{where}: {e.kind}: {e.message}",
+                     {"error": {"type": e.kind, "message": e.message, "status": e.status}})
+    raise e
+
+
+def not_applicable(reason: str, **details: Any) -> Score:
+    """A score that does not apply to this case (excluded from means, counted as null)."""
+    return Score(None, None, f"not applicable: {reason}", {"not_applicable": True, **details})
+
+
+class JudgeMetric(Metric):
+    """Base of metrics that call a judge: resolves the judge, scores cases concurrently, and turns
+    judge failures into null scores with the reason and raw answer."""
+
+    Options = JudgeOptions
+    requires = frozenset({"judge"})
+    wants_base_dir = True
+    prompt_names: tuple[str, ...] = ()
+    """Prompt templates this metric renders (each may be overridden in the project's metrics/)."""
+
+    def __init__(self, options: MetricOptions, base_dir: Path | None = None) -> None:
+        super().__init__(options)
+        dirs = metrics_dirs(base_dir)
+        self.metrics_dir = dirs[0] if dirs else None
+        check_prompt_overrides(list(self.prompt_names), self.metrics_dir)
+
+    def config(self) -> dict[str, Any]:
+        cfg = super().config()
+        if isinstance(cfg.get("judge"), dict) and cfg["judge"].get("api_key"):
+            cfg["judge"] = {**cfg["judge"], "api_key": "<redacted>"}  # resolved ${VAR}: never stored
+        return cfg
+
+    def prompts_dir(self, ctx: ScoringContext) -> Path | None:
+        """The project's metrics/ folder for prompt overrides (the run's, else the one found at load)."""
+        return ctx.metrics_dir if ctx.metrics_dir is not None else self.metrics_dir
+
+    def note(self, ctx: ScoringContext, **facts: Any) -> None:
+        """Record run-level facts about this metric in run.json's `metric_notes`."""
+        ctx.notes.setdefault(self.name, {}).update(facts)
+
+    def resolve_judge(self, ctx: ScoringContext) -> Any:
+        """The suite's judge, or this metric's own when its options name one."""
+        spec: JudgeSpec | None = getattr(self.options, "judge", None)
+        if spec is None:
+            return ctx.judge
+        if ctx.judge is not None:
+            return ctx.judge.with_overrides(spec)
+        # The suite has no judge of its own: this metric's judge gets the default call policy.
+        from llmeval.cache import ResponseCache
+        from llmeval.engine import CallPolicy
+        from llmeval.judge import Judge
+
+        base = CallPolicy()
+        policy = CallPolicy(spec.concurrency or base.concurrency, spec.timeout_s or base.timeout_s,
+                            base.retries if spec.retries is None else spec.retries)
+        return Judge(spec, policy, ResponseCache())
+
+    async def score_all(self, samples: list[Result], ctx: ScoringContext) -> list[dict[str, Score]]:
+        judge = self.resolve_judge(ctx)
+        if judge is None:
+            return [{k: Score(None, None, "no judge configured") for k in self.keys()} for _ in samples]
+        try:
+            await self.prepare(judge, ctx)
+        except (JudgeParseError, TargetCallError) as e:
+            failed = failure_score(e, "preparing the metric")
+            return [{k: failed for k in self.keys()} for _ in samples]
+        scored = await asyncio.gather(*(self._guarded(s, judge, ctx) for s in samples))
+        scored = await self.finish(samples, scored, ctx)
+        if ctx.judge is None:  # a metric-only judge: its usage is not in run.json's judge_usage
+            s = judge.stats
+            self.note(ctx, judge_usage={"calls": s.calls, "cached": s.cached, "errors": s.errors,
+                                        "tokens": s.usage.to_dict(), "cost_usd": round(s.cost_usd, 8)})
+        return [self._apply_threshold(x if isinstance(x, dict) else {self.name: x}) for x in scored]
+
+    async def _guarded(self, sample: Result, judge: Any, ctx: ScoringContext) -> Score | dict[str, Score]:
+        if sample.output is None:
+            return Score(None, None, "no output (target error)")
+        try:
+            return await self.score_case(sample, judge, ctx)
+        except (JudgeParseError, TargetCallError) as e:
+            return failure_score(e)
+        except ConfigError as e:  # a prompt template that fails on this case's values only
+            return Score(None, None, f"prompt template error: {e.message}", {"error": e.message})
+
+    async def prepare(self, judge: Any, ctx: ScoringContext) -> None:
+        """Run-level judge work before the cases (e.g. G-Eval's evaluation steps)."""
+
+    async def score_case(self, sample: Result, judge: Any, ctx: ScoringContext) -> Score | dict[str, Score]:
+        """Score one case with the judge; may raise JudgeParseError or TargetCallError."""
+        raise NotImplementedError
+
+    async def finish(self, samples: list[Result], scored: list[Any], ctx: ScoringContext) -> list[Any]:
+        """Batch work after every judge call (e.g. embeddings); the default keeps the scores."""
+        return scored
+

@@ -1,0 +1,143 @@
+"""The per-case table of report.html as compact JSON: one row per (case, epoch), the targets side by
+side, repeated strings (contexts, reasons, tags) interned, long texts capped to fit a size budget."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from llmeval.records import Result
+from llmeval.report.view import by_case, metric_keys, run_targets, text_of, thresholds, unsupported_claims
+from llmeval.runlog import Run
+
+BUDGET_BYTES = 13_000_000
+"""Default size limit of the JSON (report.html passes what is left of its 14.5 MB page budget)."""
+MARKER = 18
+"""Characters a truncation adds ("… [+12,345 chars]"; the full text is in results.jsonl)."""
+MIN_CAP = 60
+
+
+class _Builder:
+    """Collects rows; texts of tier 0 (input, expected, output) and tier 1 (contexts, baseline
+    outputs, reasons, claims, errors, tags) are cut at their tier's cap."""
+
+    def __init__(self, caps: list[int | None]) -> None:
+        self.caps = caps
+        self.strings: list[str] = []
+        self.index: dict[str, int] = {}
+        self.truncated = 0
+        self.lengths: list[list[int]] = [[], []]
+        """Length of every text that may be cut, per tier (interned ones once), to fit the next cap."""
+
+    def cut(self, s: Any, tier: int = 0) -> str:
+        s = "" if s is None else str(s)
+        self.lengths[tier].append(len(s))
+        cap = self.caps[tier]
+        if cap is not None and len(s) > cap:
+            self.truncated += 1
+            return s[:cap] + f"… [+{len(s) - cap:,} chars]"
+        return s
+
+    def intern(self, s: Any) -> int:
+        key = "" if s is None else str(s)
+        i = self.index.get(key)
+        if i is None:
+            i = self.index[key] = len(self.strings)
+            self.strings.append(self.cut(key, 1))
+        return i
+
+
+def case_data(run: Run, comparison: Any = None, budget: int = BUDGET_BYTES) -> tuple[dict[str, Any], int]:
+    """(data, truncated count): the table data; when its JSON would pass `budget` bytes, the longest
+    secondary texts (contexts, baseline outputs, reasons) are cut to one common length, then, if
+    that is not enough, the longest inputs, references and outputs."""
+    caps: list[int | None] = [None, None]
+    for _ in range(10):
+        b = _Builder(caps)
+        data = _build(run, comparison, b)
+        size = len(to_json(data).encode("utf-8"))
+        if size <= budget or caps[0] == MIN_CAP:
+            break
+        tier = 1 if caps[1] != MIN_CAP else 0
+        caps[tier] = fit_cap(b.lengths[tier], size - budget, caps[tier])
+    return data, b.truncated
+
+
+def fit_cap(lengths: list[int], excess: int, current: int | None) -> int:
+    """The largest cap below the current one whose cuts (each adding MARKER characters) save at least
+    `excess` characters (plus 3% for multi-byte text); MIN_CAP when none does."""
+    need = excess * 1.03
+    lo, hi = MIN_CAP, (current - 1) if current else max(lengths, default=MIN_CAP)
+    while lo < hi:  # largest cap with savings >= need
+        mid = (lo + hi + 1) // 2
+        saved = sum(n - mid - MARKER for n in lengths if n > mid + MARKER)
+        lo, hi = (mid, hi) if saved >= need else (lo, mid - 1)
+    return max(MIN_CAP, lo)
+
+
+def _build(run: Run, cmp: Any, b: _Builder) -> dict[str, Any]:
+    targets = run_targets(run)
+    keys = metric_keys(run.manifest)
+    thr = thresholds(run.manifest)
+    changes = {(c.case_id, c.target): c for c in cmp.cases} if cmp is not None else {}
+    rows = []
+    for (case_id, epoch), per_target in by_case(run.results).items():
+        first = next(iter(per_target.values()))
+        row: dict[str, Any] = {"i": case_id, "in": b.cut(text_of(first.input)), "ex": b.cut(text_of(first.expected))}
+        if epoch:
+            row["ep"] = epoch
+        if first.tags:
+            row["tg"] = [b.intern(t) for t in first.tags]
+        row["c"] = [_cell(per_target.get(t), keys, b, changes.get((case_id, t))) for t in targets]
+        rows.append(row)
+    data = {
+        "targets": targets, "keys": keys, "thr": [thr.get(k) for k in keys], "T": b.strings, "rows": rows,
+        "baseline": cmp.base_run_id if cmp is not None else None,
+        "epochs": len({r.epoch for r in run.results}) > 1, "truncated": b.truncated,
+    }
+    return data
+
+
+def _cell(r: Result | None, keys: list[str], b: _Builder, change: Any) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    cell: dict[str, Any] = {"o": None if r.output is None else b.cut(r.output), "p": 1 if r.passed else 0}
+    if r.latency_ms is not None:
+        cell["l"] = round(r.latency_ms, 1)
+    if r.error is not None:
+        cell["er"] = b.intern(f"{r.error.type}: {r.error.message}")
+    scores = []
+    for k in keys:
+        s = r.scores.get(k)
+        if s is None:
+            scores.append(None)
+            continue
+        passed = None if s.passed is None else (1 if s.passed else 0)
+        v = None if s.value is None else round(s.value, 4)
+        scores.append([v, passed] + ([b.intern(s.reason)] if s.reason else []))
+    if any(s is not None for s in scores):
+        cell["s"] = scores
+    if r.contexts:
+        cell["cx"] = [b.intern(c) for c in r.contexts]
+    claims = unsupported_claims(r)
+    if claims:
+        cell["u"] = [b.intern(c) for c in claims]
+    if change is not None:
+        ch = change.change
+        if ch != "unchanged":
+            cell["ch"] = "r" if ch == "regressed" else "i"
+        if change.delta is not None:
+            cell["dv"] = round(change.delta, 4)
+        if change.base_passed is not None:
+            cell["bp"] = 1 if change.base_passed else 0
+        if change.base_output != r.output:
+            cell["bo"] = b.cut(change.base_output, 1)
+    return cell
+
+
+def to_json(data: Any) -> str:
+    """JSON safe inside <script type="application/json">: <, >, & and line separators escaped, so
+    text such as `</script>` in a model output cannot end the element."""
+    s = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    return (s.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))

@@ -1,0 +1,113 @@
+"""junit.xml: one <testsuite> per target, one <testcase> per case, in the Ant/Jenkins JUnit schema
+(testsuites > testsuite[properties, testcase*, system-out, system-err]; one failure or error per case)."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from llmeval.records import Result
+from llmeval.report.view import failure_text, metric_keys, run_targets, thresholds
+from llmeval.runlog import Run
+
+# Characters XML 1.0 cannot carry at all (even escaped); model output sometimes has them.
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+MAX_TEXT = 4000
+
+
+def clean(text: Any, limit: int | None = None) -> str:
+    """A string safe for XML 1.0 (invalid characters replaced), optionally truncated."""
+    s = _INVALID_XML.sub("\ufffd", "" if text is None else str(text))
+    if limit is not None and len(s) > limit:
+        s = s[:limit] + f"… [{len(s) - limit} more characters]"
+    return s
+
+
+def _timestamp(value: Any) -> str:
+    # The schema's pattern has no timezone and no fraction: YYYY-MM-DDTHH:MM:SS (UTC here).
+    m = re.match(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", str(value or ""))
+    return m.group(0) if m else "1970-01-01T00:00:00"
+
+
+def _seconds(ms: float | None) -> str:
+    return f"{(ms or 0.0) / 1000:.6f}"
+
+
+def render_junit(run: Run) -> str:
+    """The JUnit XML document of a run, as text."""
+    m = run.manifest
+    suite = clean(m.get("suite", {}).get("name") or "llmeval")
+    thr = thresholds(m)
+    keys = metric_keys(m)
+    multi_epoch = len({r.epoch for r in run.results}) > 1
+    root = ET.Element("testsuites")
+    for i, tid in enumerate(run_targets(run)):
+        rs = [r for r in run.results if r.target == tid]
+        ts = ET.SubElement(root, "testsuite", {
+            "name": clean(f"{suite}.{tid}"), "package": suite, "id": str(i), "hostname": "localhost",
+            "timestamp": _timestamp(m.get("started_at")), "tests": str(len(rs)),
+            "failures": str(sum(1 for r in rs if r.error is None and not r.passed)),
+            "errors": str(sum(1 for r in rs if r.error is not None)), "skipped": "0",
+            "time": _seconds(sum(r.latency_ms or 0.0 for r in rs)),
+        })
+        props = ET.SubElement(ts, "properties")
+        for name, value in _properties(run, tid, keys):
+            ET.SubElement(props, "property", {"name": name, "value": clean(value)})
+        for r in rs:
+            _testcase(ts, r, f"{suite}.{tid}", thr, multi_epoch)
+        ET.SubElement(ts, "system-out").text = ""
+        ET.SubElement(ts, "system-err").text = ""
+    ET.indent(root, space="  ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _properties(run: Run, tid: str, keys: list[str]) -> list[tuple[str, Any]]:
+    m = run.manifest
+    props: list[tuple[str, Any]] = [("llmeval.run_id", run.run_id), ("llmeval.suite", m.get("suite", {}).get("name")),
+                                    ("llmeval.target", tid), ("llmeval.status", m.get("status"))]
+    if m.get("git_sha"):
+        props.append(("llmeval.git_sha", m["git_sha"]))
+    entry = (m.get("summary") or {}).get(tid) or {}
+    for k in keys:
+        mean = (entry.get(k) or {}).get("mean")
+        if mean is not None:
+            props.append((f"metric.{k}.mean", f"{mean:.6g}"))
+    if entry.get("pass_rate") is not None:
+        props.append(("pass_rate", f"{entry['pass_rate']:.6g}"))
+    return props
+
+
+def _testcase(parent: ET.Element, r: Result, classname: str, thr: dict[str, float | None], multi_epoch: bool) -> None:
+    name = r.case_id + (f" [epoch {r.epoch}]" if multi_epoch else "")
+    tc = ET.SubElement(parent, "testcase", {"name": clean(name), "classname": clean(classname),
+                                            "time": _seconds(r.latency_ms)})
+    if r.error is not None:
+        err = ET.SubElement(tc, "error", {"message": clean(r.error.message, 1000), "type": clean(r.error.type)})
+        err.text = clean(f"{r.error.type}: {r.error.message}", MAX_TEXT)
+        return
+    if r.passed:
+        return
+    details = failure_text(r, thr)
+    failing = [k for k, s in r.scores.items() if s.passed is False]
+    if failing:
+        summary = "; ".join(_short(k, r, thr) for k in failing)
+        message = f"{len(failing)} metric{'s' if len(failing) > 1 else ''} failed: {summary}"
+    else:
+        message = "no output" if r.output is None else "case failed"
+    body = details + f"\n\noutput:\n{r.output if r.output is not None else '(none)'}"
+    failure = ET.SubElement(tc, "failure", {"message": clean(message, 1000), "type": "llmeval.threshold"})
+    failure.text = clean(body, MAX_TEXT)
+
+
+def _short(key: str, r: Result, thr: dict[str, float | None]) -> str:
+    v = r.scores[key].value
+    t = thr.get(key)
+    return f"{key} = {'null' if v is None else f'{v:.3g}'}" + (f" < {t:g}" if t is not None else "")
+
+
+def write_junit(run: Run, path: Path) -> Path:
+    """Write junit.xml for a run."""
+    path.write_text(render_junit(run), encoding="utf-8")
+    return path

@@ -1,0 +1,98 @@
+"""Every command has help; `llmeval --help` and light commands import no heavy library."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from llmeval.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+HEAVY = {"litellm", "openai", "torch", "transformers", "pandas", "numpy", "datasets", "sacrebleu",
+         "rouge_score", "bert_score", "evaluate", "aiohttp", "httpx", "jsonschema", "pyarrow"}
+
+
+def commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every command and group under `group` (typer's click objects), with its path of names."""
+    out = []
+    for name, cmd in sorted(group.commands.items()):
+        out.append((prefix + (name,), cmd))
+        if hasattr(cmd, "commands"):
+            out += commands(cmd, prefix + (name,))
+    return out
+
+
+CLI: Any = typer.main.get_command(app)
+ALL = commands(CLI)
+
+
+def test_top_level_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "Evaluate LLM applications" in result.stdout
+    for name in ("run", "validate", "schema", "list", "cache"):
+        assert name in CLI.commands
+        assert f" {name} " in result.stdout
+
+
+@pytest.mark.parametrize("path", [p for p, _ in ALL], ids=[" ".join(p) for p, _ in ALL])
+def test_every_command_has_a_one_line_help(path: tuple[str, ...]) -> None:
+    cmd = dict(ALL)[path]
+    summary = (cmd.help or "").strip().splitlines()
+    assert summary and summary[0].endswith("."), f"`llmeval {' '.join(path)}` needs a docstring"
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0
+    assert summary[0][:40] in " ".join(result.stdout.split())
+    for param in cmd.params:
+        if param.param_type_name == "option" and not param.hidden and param.name != "help":
+            assert param.help, f"`llmeval {' '.join(path)} {param.opts[0]}` has no help text"
+
+
+def test_run_has_every_option_of_the_spec() -> None:
+    opts = {o for p in CLI.commands["run"].params for o in p.opts + p.secondary_opts}
+    spec = {"-o", "--out", "-t", "--target", "-j", "--concurrency", "--no-cache", "--limit", "--tag", "--epochs",
+            "--baseline", "--shard", "--resume", "--format", "--github", "--var", "--max-errors", "--dry-run",
+            "--json", "-q", "--quiet"}
+    assert spec <= opts
+
+
+def modules_after(*args: str) -> tuple[set[str], str]:
+    """Top-level modules imported by `llmeval ARGS` in a fresh interpreter, and its stdout."""
+    code = (
+        "import json, os, sys\n"
+        "from llmeval.cli import main\n"
+        f"sys.argv = ['llmeval', *{list(args)!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "open(os.environ['MODULES_OUT'], 'w').write(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    out = Path(os.environ["LLMEVAL_CACHE_DIR"]).parent / "modules.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MODULES_OUT": str(out), "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    return set(json.loads(out.read_text())), proc.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ("--help",), ("run", "--help"), ("validate", "suites/demo.yaml"), ("schema",), ("cache", "info"),
+], ids=lambda a: " ".join(a))
+def test_light_commands_import_no_heavy_library(args: tuple[str, ...]) -> None:
+    loaded, stdout = modules_after(*args)
+    assert stdout  # the command ran and printed something
+    assert not loaded & HEAVY, f"`llmeval {' '.join(args)}` imported {sorted(loaded & HEAVY)}"
+
+
+def test_python_m_llmeval_works() -> None:
+    proc = subprocess.run([sys.executable, "-m", "llmeval", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert proc.returncode == 0
+    assert "Usage: python -m llmeval" in proc.stdout or "Usage: llmeval" in proc.stdout
