@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from llmeval.records import Result
+from llmeval.report.view import metric_keys
 from llmeval.runlog import Run
 
 Z_975, Z_80 = 1.959963984540054, 0.8416212335729143
@@ -130,11 +131,6 @@ class Comparison:
 def _case_dict(c: CaseChange) -> dict[str, Any]:
     return {"case_id": c.case_id, "target": c.target, "base_passed": c.base_passed, "cand_passed": c.cand_passed,
             "delta": c.delta, "metric_deltas": c.metric_deltas}
-
-
-def metric_keys(manifest: dict[str, Any]) -> list[str]:
-    """The score names a run's metrics write, in suite order."""
-    return [k for m in manifest.get("metrics", []) for k in (m.get("keys") or [m.get("name")])]
 
 
 def compare_runs(base: Run, cand: Run, seed: int = 0, resamples: int = 10_000) -> Comparison:

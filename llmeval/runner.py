@@ -190,17 +190,18 @@ def finish(suite: Suite, manifest: dict[str, Any], run_dir: Path, results: list[
     regressions = None
     baseline = None
     if options.baseline is not None:
-        from llmeval.baseline import load_baseline  # a run dir, or a downloaded artifact of runs
+        # A run dir, or a downloaded artifact of runs; with no run of this suite there,
+        # the max_drop gates say so in their notes.
+        from llmeval.baseline import load_baseline, regression_checker
 
         baseline = load_baseline(options.baseline, suite)
-    if options.baseline is not None:  # with no run of this suite there, max_drop gates say so
-        from llmeval.baseline import regression_checker
-
         regressions = regression_checker(baseline, results, suite)
     gates = evaluate_gates(suite.spec.gates, summary, ids, regressions)
     errors = {tid: summary[tid]["errors"] for tid in ids}
     all_failed = [tid for tid in ids if summary[tid]["n"] and errors[tid] == summary[tid]["n"]]
-    too_many = options.max_errors is not None and sum(errors.values()) > options.max_errors
+    judge_errors = judge.stats.errors if judge is not None else 0
+    n_errors = sum(errors.values()) + judge_errors
+    too_many = options.max_errors is not None and n_errors > options.max_errors
     status = "failed" if (too_many or all_failed) else "complete"
     manifest.update(status=status, finished_at=_now(), summary=summary, gates=[g.to_dict() for g in gates])
     if ctx.notes:
@@ -220,10 +221,11 @@ def finish(suite: Suite, manifest: dict[str, Any], run_dir: Path, results: list[
         exit_code = 3
     outcome = RunOutcome(run_dir, manifest, results, gates, exit_code)
     if too_many:
-        raise _failed(outcome, f"{sum(errors.values())} results errored, more than --max-errors {options.max_errors}; run saved in {run_dir}")
+        raise _failed(outcome, f"{n_errors} target/judge errors, more than --max-errors {options.max_errors}; run saved in {run_dir}")
     if all_failed:
         first = next(r.error for r in results if r.target == all_failed[0] and r.error)
-        raise _failed(outcome, f"every case of target(s) {', '.join(all_failed)} errored (first: {first.type}: {first.message}); run saved in {run_dir}")
+        raise _failed(outcome, f"every case of target(s) {', '.join(all_failed)} errored "
+                               f"(first: {first.type}: {first.message}); run saved in {run_dir}")
     return outcome
 
 

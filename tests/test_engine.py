@@ -10,8 +10,8 @@ import socket
 import textwrap
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +189,7 @@ def test_max_errors_stops_the_run_and_exits_3(fake: FakeOpenAI) -> None:
     cases = "[" + ", ".join(f"{{id: c{i}, input: bad {i}}}" for i in range(3)) + ", {id: ok, input: fine}]"
     code, err, run_dir = run(model_suite(cases), "--max-errors", "1", "-j", "1")
     assert code == 3
-    assert err == f"error: 2 results errored, more than --max-errors 1; run saved in {run_dir}\n"
+    assert err == f"error: 2 target/judge errors, more than --max-errors 1; run saved in {run_dir}\n"
     assert manifest(run_dir)["status"] == "failed"
     assert fake.calls == 2  # stopped after the second error; c2 and ok were never called
 
@@ -332,7 +332,7 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
     assert parse_retry_after("-3") == 0.0
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
-    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     assert 25 <= parse_retry_after(when) <= 30
 
 

@@ -188,7 +188,8 @@ def test_python_function_missing_from_the_module() -> None:
             python: {mod}:answer
         cases: [{{id: a, input: x}}]
         """)
-    assert (ran.code, ran.stderr) == (2, f"error: suite.yaml:3:5: python target 'p': '{mod}' has no callable 'answer'\n")
+    assert (ran.code, ran.stderr) == (
+        2, f"error: suite.yaml:3:5: python target 'p': '{mod}' has no callable 'answer'\n")
 
 
 # --- recorded outputs -------------------------------------------------------------------------
@@ -447,7 +448,8 @@ def test_model_cost_comes_from_the_bundled_price_map(model_env: FakeOpenAI) -> N
     price = _lib().model_cost["gpt-4o-mini"]
     ran = run(MODEL_SUITE.replace("openai/fake-model", "openai/gpt-4o-mini"), "--limit", "1")
     [r] = ran.results
-    want = r["usage"]["prompt"] * price["input_cost_per_token"] + r["usage"]["completion"] * price["output_cost_per_token"]
+    usage = r["usage"]
+    want = usage["prompt"] * price["input_cost_per_token"] + usage["completion"] * price["output_cost_per_token"]
     assert r["usage"] == {"prompt": 8, "completion": 5}
     assert r["cost_usd"] == pytest.approx(want, rel=1e-9)
     assert ran.manifest["summary"]["bot"]["cost_usd"] == pytest.approx(want, rel=1e-6)

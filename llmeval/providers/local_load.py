@@ -191,7 +191,8 @@ def load_model(resolved: str) -> LoadedModel:
     try:
         model, tokenizer = _from_pretrained(source, device, torch, transformers)
     except OSError as e:
-        raise ConfigError(f"cannot load local model {resolved}: {str(e).splitlines()[0]}") from None
+        hint = f"delete {source} to convert the GGUF file again" if source != resolved else None
+        raise ConfigError(f"cannot load local model {resolved}: {str(e).splitlines()[0]}", hint=hint) from None
     finally:
         if was_enabled:
             transformers.utils.logging.enable_progress_bar()

@@ -72,8 +72,7 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
     out = console()
     summary = manifest.get("summary", {})
     metric_keys = [k for m in manifest.get("metrics", []) for k in _keys(m, summary)]
-    suite = manifest["suite"]["name"]
-    out.print(f"[bold]{suite}[/bold]  run {manifest['run_id']}  status [bold]{manifest['status']}[/bold]")
+    print_header(manifest)
     table = Table(title="scores (mean [95% CI], pass rate)", title_justify="left")
     table.add_column("metric")
     targets = list(summary)
@@ -109,6 +108,11 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
     ):
         table.add_row(f"[dim]{label}[/]", *[fn(summary[t]) for t in targets])
     out.print(table)
+    judge = manifest.get("judge_usage")
+    if judge and (judge.get("calls") or judge.get("cached")):
+        cost = f", ${judge['cost_usd']:.4f}" if judge.get("cost_usd") else ""
+        out.print(f"[dim]judge: {judge['calls']} calls ({judge['cached']} cached, {judge['errors']} errors), "
+                  f"tokens {judge['tokens']['prompt']:,} / {judge['tokens']['completion']:,}{cost}[/]")
     print_gates(manifest.get("gates", []))
     out.print(f"run directory: {run_dir}")
 

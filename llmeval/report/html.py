@@ -189,7 +189,8 @@ def _comparison(cmp: Any) -> str:
         label = d.metric + (" (corpus)" if d.kind == "corpus" else "")
         ci = f"[{d.ci95[0]:+.3f}, {d.ci95[1]:+.3f}]" if d.ci95 else ""
         rows.append(
-            f'<tr class="{cls}"><td class="nowrap">{e(d.target)}</td><th scope="row">{e(label)}</th><td class="num">{d.n}</td>'
+            f'<tr class="{cls}"><td class="nowrap">{e(d.target)}</td><th scope="row">{e(label)}</th>'
+            f'<td class="num">{d.n}</td>'
             f'<td class="num">{_num(d.base)}</td><td class="num">{_num(d.cand)}</td>'
             f'<td class="num delta {cls}">{_num(d.delta, 3, signed=True)} <span class="ci">{ci}</span></td>'
             f'<td>{charts.ci_bar(d.delta, d.ci95, scale)}</td><td class="num">{_p(d.p)}</td>'

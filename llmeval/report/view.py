@@ -123,8 +123,15 @@ def unsupported_claims(result: Result) -> list[str]:
                 out.extend(str(c) for c in d[key])
         if isinstance(d.get("claims"), list):
             out.extend(str(c.get("claim") or c.get("text")) for c in d["claims"]
-                       if isinstance(c, dict) and c.get("supported") is False)
+                       if isinstance(c, dict) and _unsupported(c))
     return list(dict.fromkeys(out))
+
+
+def _unsupported(claim: dict[str, Any]) -> bool:
+    """A claim row from groundedness: `verdict` other than supported (or `supported: false`)."""
+    if "verdict" in claim:
+        return claim["verdict"] != "supported"
+    return claim.get("supported") is False
 
 
 def failing_scores(result: Result,

@@ -23,7 +23,8 @@ class RecordedTarget(Target):
         ref = self.spec.outputs or ""
         path = Path(ref) if Path(ref).is_absolute() else self.suite_dir / ref
         if not path.exists():
-            raise ConfigError(f"outputs file for target '{self.id}' not found: {ref} (looked in {path.parent.resolve()})")
+            where = path.parent.resolve()
+            raise ConfigError(f"outputs file for target '{self.id}' not found: {ref} (looked in {where})")
         self.records: dict[str, dict[str, Any]] = {}
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
