@@ -7,12 +7,14 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import Any, TypeVar
 
 import typer
 
 F = TypeVar("F", bound=Callable[..., Any])
+REPORT_FORMATS = ("html", "md", "junit")
 
 app = typer.Typer(
     name="llmeval", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -69,7 +71,7 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
-def _parse_formats(text: str, allowed: tuple[str, ...]) -> list[str]:
+def parse_formats(text: str, allowed: tuple[str, ...]) -> list[str]:
     from llmeval.errors import UsageError
 
     formats = [f.strip() for f in text.split(",") if f.strip()] if text else []
@@ -82,28 +84,30 @@ def _parse_formats(text: str, allowed: tuple[str, ...]) -> list[str]:
 @app.command()
 @handles_errors
 def run(
-    suites: List[Path] = typer.Argument(None, help="Suite files to run.", show_default=False),
+    suites: list[Path] = typer.Argument(None, help="Suite files to run.", show_default=False),
     out: Path = typer.Option(Path("runs"), "-o", "--out", help="Where run directories go."),
-    target: Optional[List[str]] = typer.Option(None, "-t", "--target", help="Only these target ids (repeatable)."),
-    concurrency: Optional[int] = typer.Option(None, "-j", "--concurrency", min=1, help="Calls in flight per target."),
+    target: list[str] | None = typer.Option(None, "-t", "--target", help="Only these target ids (repeatable)."),
+    concurrency: int | None = typer.Option(None, "-j", "--concurrency", min=1, help="Calls in flight per target."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Call targets even when a cached answer exists."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Run at most N cases."),
-    tag: Optional[List[str]] = typer.Option(None, "--tag", help="Only cases with this tag (repeatable)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Run each case N times."),
-    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A baseline run directory for max_drop gates."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="Run shard I of N (I/N)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Finish a partial run directory."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Run at most N cases."),
+    tag: list[str] | None = typer.Option(None, "--tag", help="Only cases with this tag (repeatable)."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Run each case N times."),
+    baseline: Path | None = typer.Option(None, "--baseline", help="A baseline run directory for max_drop gates."),
+    shard: str | None = typer.Option(None, "--shard", help="Run shard I of N (I/N)."),
+    resume: Path | None = typer.Option(None, "--resume", help="Finish a partial run directory."),
     format: str = typer.Option("html,md,junit", "--format", help="Reports to write: html,md,junit."),
-    github: Optional[bool] = typer.Option(None, "--github/--no-github", help="GitHub Actions output (default: on when GITHUB_ACTIONS=true)."),
-    var: Optional[List[str]] = typer.Option(None, "--var", help="Template variable KEY=VALUE (repeatable)."),
-    max_errors: Optional[int] = typer.Option(None, "--max-errors", min=0, help="Fail (exit 3) when more results error."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Expand cases and estimate calls, tokens and cost; call nothing."),
+    github: bool | None = typer.Option(
+        None, "--github/--no-github", help="GitHub Actions output (default: on when GITHUB_ACTIONS=true)."
+    ),
+    var: list[str] | None = typer.Option(None, "--var", help="Template variable KEY=VALUE (repeatable)."),
+    max_errors: int | None = typer.Option(None, "--max-errors", min=0, help="Fail (exit 3) when more results error."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Expand cases and estimate calls, tokens and cost; call nothing."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or tables."),
 ) -> None:
     """Run suites, score, gate, write a run directory, print a summary."""
-    import os
-
     from llmeval.errors import UsageError
     from llmeval.runner import RunOptions
 
@@ -115,13 +119,13 @@ def run(
     options = RunOptions(
         out_dir=out, targets=target, concurrency=concurrency, no_cache=no_cache, limit=limit, tags=tag,
         epochs=epochs, baseline=baseline, shard=_parse_shard(shard), resume=resume,
-        formats=_parse_formats(format, ("html", "md", "junit")), variables=_parse_vars(var), max_errors=max_errors,
+        formats=parse_formats(format, REPORT_FORMATS), variables=_parse_vars(var), max_errors=max_errors,
     )
     if baseline is not None:
         from llmeval.baseline import check_baseline_path
 
         check_baseline_path(baseline)
-    use_github = github if github is not None else os.environ.get("GITHUB_ACTIONS") == "true"
+    use_github = github_enabled(github)
     if dry_run:
         if not suites:
             raise UsageError("--dry-run needs a suite file")
@@ -162,16 +166,9 @@ def _run_all(suites: list[Path], options: Any, use_github: bool, json_out: bool,
                 continue
         outcomes.append(outcome)
         code = max(code, outcome.exit_code)
-        if use_github:
-            from llmeval.github import publish
-
-            publish(outcome)
-        if show:
-            from llmeval.report.console import print_summary
-
-            print_summary(outcome.manifest, str(outcome.run_dir))
+        show_outcome(outcome, use_github, show)
     if json_out:
-        docs = [_outcome_json(o) for o in outcomes]
+        docs = [outcome_json(o) for o in outcomes]
         typer.echo(json.dumps(docs[0] if len(docs) == 1 else {"runs": docs}, indent=2))
     if failure is not None:
         raise failure
@@ -179,7 +176,27 @@ def _run_all(suites: list[Path], options: Any, use_github: bool, json_out: bool,
         raise typer.Exit(code)
 
 
-def _outcome_json(o: Any) -> dict[str, Any]:
+def show_outcome(outcome: Any, github: bool, summary: bool) -> None:
+    """Publish to GitHub Actions when asked, and print the summary table unless quiet."""
+    if github:
+        from llmeval.github import publish
+
+        publish(outcome)
+    if summary:
+        from llmeval.report.console import print_summary
+
+        print_summary(outcome.manifest, str(outcome.run_dir))
+
+
+def github_enabled(flag: bool | None) -> bool:
+    """`--github/--no-github`, defaulting to on inside GitHub Actions."""
+    import os
+
+    return flag if flag is not None else os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def outcome_json(o: Any) -> dict[str, Any]:
+    """The run summary document that `--json` prints."""
     m = o.manifest
     return {"run_id": m["run_id"], "run_dir": str(o.run_dir), "suite": m["suite"]["name"], "status": m["status"],
             "passed": o.passed, "exit_code": o.exit_code, "summary": m["summary"], "gates": m["gates"]}
@@ -187,7 +204,7 @@ def _outcome_json(o: Any) -> dict[str, Any]:
 
 @app.command()
 @handles_errors
-def validate(suites: List[Path] = typer.Argument(..., help="Suite files to check.")) -> None:
+def validate(suites: list[Path] = typer.Argument(..., help="Suite files to check.")) -> None:
     """Check suites without calling anything; errors as file:line:col: message."""
     from llmeval.errors import ConfigError
     from llmeval.loader import load_suite
@@ -261,138 +278,7 @@ def cache_clear_cmd() -> None:
     typer.echo(f"cleared {n} cached responses")
 
 
-@app.command()
-@handles_errors
-def merge(
-    runs: List[Path] = typer.Argument(..., help="Shard run directories (from --shard I/N) to merge."),
-    out: Path = typer.Option(Path("runs"), "-o", "--out", help="Where the merged run directory goes."),
-    suite: Optional[Path] = typer.Option(None, "--suite", help="The suite file, when it moved since the shards ran."),
-    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A baseline run or artifact folder (max_drop)."),
-    format: str = typer.Option("html,md,junit", "--format", help="Reports to write: html,md,junit."),
-    github: Optional[bool] = typer.Option(None, "--github/--no-github",
-                                          help="GitHub Actions output (default: on when GITHUB_ACTIONS=true)."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No summary table."),
-) -> None:
-    """Merge shard runs into one run: results combined, summary and gates recomputed."""
-    import os
-
-    from llmeval.merge import merge_runs
-    from llmeval.runner import RunOptions
-
-    if baseline is not None:
-        from llmeval.baseline import check_baseline_path
-
-        check_baseline_path(baseline)
-    options = RunOptions(out_dir=out, baseline=baseline, formats=_parse_formats(format, ("html", "md", "junit")))
-    outcome = merge_runs(runs, out, suite, options)
-    if github if github is not None else os.environ.get("GITHUB_ACTIONS") == "true":
-        from llmeval.github import publish
-
-        publish(outcome)
-    if not quiet:
-        from llmeval.report.console import print_summary
-
-        print_summary(outcome.manifest, str(outcome.run_dir))
-    if outcome.exit_code:
-        raise typer.Exit(outcome.exit_code)
-
-
-@app.command()
-@handles_errors
-def init(
-    directory: Path = typer.Argument(Path("."), help="The project folder (default: here)."),
-    action: str = typer.Option("", "--action", help="The llmeval action the workflow uses, OWNER/REPO@REF."),
-    force: bool = typer.Option(False, "--force", help="Overwrite files that exist."),
-) -> None:
-    """Scaffold a suite, a rubric in metrics/, and a GitHub workflow."""
-    from llmeval.scaffold import DEFAULT_ACTION, scaffold
-
-    for path in scaffold(directory, action or DEFAULT_ACTION, force):
-        typer.echo(f"wrote {path}")
-    typer.echo("next: llmeval validate suites/example.yaml, then llmeval run suites/example.yaml "
-               "(set OPENAI_API_KEY); add OPENAI_API_KEY to the repository's Actions secrets")
-
-
-@app.command()
-@handles_errors
-def compare(
-    base: Path = typer.Argument(..., metavar="BASE_RUN", help="The baseline run directory."),
-    cand: Path = typer.Argument(..., metavar="CAND_RUN", help="The candidate run directory."),
-    out: Path | None = typer.Option(None, "-o", "--out", help="Folder for compare.html and .md (default: CAND)."),
-    seed: int | None = typer.Option(None, "--seed", help="Bootstrap seed (default: the candidate suite's seed)."),
-    resamples: int = typer.Option(10_000, "--resamples", min=1000, help="Bootstrap resamples."),
-    json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),
-) -> None:
-    """Baseline vs candidate: per-metric deltas with 95% CIs, regressions, improvements.
-
-    Exit 1 when a max_drop gate of the candidate's suite fails."""
-    from llmeval.compare import compare_dirs
-
-    outcome = compare_dirs(base, cand, out, seed, resamples)
-    if json_out:
-        doc = outcome.comparison.to_dict() | {"gates": [g.to_dict() for g in outcome.gates],
-                                              "files": [str(f) for f in outcome.files]}
-        typer.echo(json.dumps(doc, indent=2, default=str))
-    else:
-        from llmeval.report.console import print_comparison
-
-        print_comparison(outcome.comparison, [g.to_dict() for g in outcome.gates], outcome.files)
-    if outcome.exit_code:
-        raise typer.Exit(outcome.exit_code)
-
-
-@app.command()
-@handles_errors
-def report(
-    run_dir: Path = typer.Argument(..., metavar="RUN", help="A run directory."),
-    format: str = typer.Option("html,md,junit", "--format", help="Reports to write: html,md,junit."),
-    baseline: Path | None = typer.Option(None, "--baseline", help="A baseline run: add deltas to html and md."),
-    out: Path | None = typer.Option(None, "-o", "--out", help="Where the reports go (default: RUN_DIR)."),
-) -> None:
-    """Re-render reports from a stored run, no model calls."""
-    from llmeval.report import rerender
-
-    for path in rerender(run_dir, _parse_formats(format, ("html", "md", "junit")), baseline, out):
-        typer.echo(str(path))
-
-
-@app.command()
-@handles_errors
-def rescore(
-    run_dir: Path = typer.Argument(..., metavar="RUN", help="The run whose stored outputs are scored again."),
-    suite: Path | None = typer.Option(None, "--suite", help="Suite file with the metrics (default: the run's suite)."),
-    out: Path | None = typer.Option(None, "-o", "--out", help="Where the new run goes (default: next to RUN_DIR)."),
-    format: str = typer.Option("html,md,junit", "--format", help="Reports to write: html,md,junit."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Call the judge even when a cached answer exists."),
-    json_out: bool = typer.Option(False, "--json", help="Print the new run's summary as JSON on stdout."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No tables."),
-) -> None:
-    """Recompute metrics from stored outputs into a new run (no target calls; judge calls go through the cache)."""
-    from llmeval.rescore import rescore_run
-
-    outcome = rescore_run(run_dir, suite, out, _parse_formats(format, ("html", "md", "junit")), no_cache)
-    if json_out:
-        typer.echo(json.dumps(_outcome_json(outcome), indent=2))
-    elif not quiet:
-        from llmeval.report.console import print_summary
-
-        print_summary(outcome.manifest, str(outcome.run_dir))
-    if outcome.exit_code:
-        raise typer.Exit(outcome.exit_code)
-
-
-@app.command()
-@handles_errors
-def export(
-    run_dir: Path = typer.Argument(..., metavar="RUN", help="A run directory."),
-    format: str = typer.Option("csv", "--format", help="csv, parquet and/or jsonl (comma-separated)."),
-    out: Path | None = typer.Option(None, "-o", "--out", help="Folder for export.<format> (default: RUN_DIR)."),
-) -> None:
-    """One row per result, one column per metric: csv, parquet or jsonl."""
-    from llmeval.export import FORMATS, export_run
-
-    for path in export_run(run_dir, _parse_formats(format, FORMATS), out):
-        typer.echo(str(path))
+from llmeval import cli_runs  # noqa: E402,F401  (registers compare, report, rescore, export, merge, init)
 
 
 def main() -> None:
