@@ -167,22 +167,29 @@ class BertScore(Metric):
         with self._lock:
             if self._scorer is None:
                 import torch
+                import transformers
                 from bert_score import BERTScorer
 
                 o: Any = self.options
                 device = o.device
                 if device == "auto":
                     device = "cuda" if torch.cuda.is_available() else "cpu"
-                self._scorer = BERTScorer(
-                    model_type=self.model_type,
-                    num_layers=self.num_layers,
-                    batch_size=o.batch_size,
-                    idf=o.idf,
-                    device=device,
-                    lang=o.lang,
-                    rescale_with_baseline=o.rescale_with_baseline,
-                    baseline_path=self.baseline_file,
-                )
+                was_enabled = transformers.utils.logging.is_progress_bar_enabled()
+                transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar after the summary
+                try:
+                    self._scorer = BERTScorer(
+                        model_type=self.model_type,
+                        num_layers=self.num_layers,
+                        batch_size=o.batch_size,
+                        idf=o.idf,
+                        device=device,
+                        lang=o.lang,
+                        rescale_with_baseline=o.rescale_with_baseline,
+                        baseline_path=self.baseline_file,
+                    )
+                finally:
+                    if was_enabled:
+                        transformers.utils.logging.enable_progress_bar()
             return self._scorer
 
     async def score_all(self, samples: list[Result], ctx: ScoringContext) -> list[dict[str, Score]]:

@@ -19,6 +19,9 @@ _DOWNLOADING = {"spm", "flores101", "flores200", "spBLEU-1K"}
 _INSTALL = "pip install 'llmeval[reference]'"
 
 
+_BUILTIN_TOKENIZERS = ("13a", "intl", "zh", "char", "none")
+
+
 class BleuOptions(MetricOptions):
     tokenize: str = "13a"
     """sacrebleu tokenizer: 13a (default), intl, zh, char, none, ja-mecab, ko-mecab, or a
@@ -33,6 +36,8 @@ class BleuOptions(MetricOptions):
     @field_validator("tokenize")
     @classmethod
     def _offline_tokenizer(cls, v: str) -> str:
+        if v in _BUILTIN_TOKENIZERS:
+            return v  # built in and offline: no need to import sacrebleu to load a suite
         if importlib.util.find_spec("sacrebleu") is None:
             return v  # the metric's constructor says how to install it
         from sacrebleu.metrics.bleu import _TOKENIZERS
@@ -90,13 +95,28 @@ class _SacreMetric(Metric):
         super().__init__(options)
         if importlib.util.find_spec("sacrebleu") is None:
             raise MissingDependencyError(f"{self.kind} needs sacrebleu, which is not installed", hint=_INSTALL)
-        try:
-            self._sentence = self._make(sentence=True)
-            self._corpus = self._make(sentence=False)
-        except ImportError as e:  # ja-mecab / ko-mecab need extra packages; sacrebleu says which
-            raise MissingDependencyError(f"{self.kind}: {str(e).strip()}") from None
         self._signatures: dict[int, str] = {}
         self._lock = threading.Lock()
+        self._scorers: tuple[Any, Any] | None = None
+        if getattr(options, "tokenize", "13a") not in _BUILTIN_TOKENIZERS:
+            self._build()  # a tokenizer that needs an extra package fails at load, not mid-run
+
+    def _build(self) -> tuple[Any, Any]:
+        """The sentence and corpus sacrebleu objects, made on first use (loading a suite stays light)."""
+        if self._scorers is None:
+            try:
+                self._scorers = (self._make(sentence=True), self._make(sentence=False))
+            except ImportError as e:  # ja-mecab / ko-mecab need extra packages; sacrebleu says which
+                raise MissingDependencyError(f"{self.kind}: {str(e).strip()}") from None
+        return self._scorers
+
+    @property
+    def _sentence(self) -> Any:
+        return self._build()[0]
+
+    @property
+    def _corpus(self) -> Any:
+        return self._build()[1]
 
     def _make(self, sentence: bool) -> Any:
         raise NotImplementedError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import numbers
 import os
 import threading
 from pathlib import Path
@@ -96,10 +97,11 @@ def load_module(name: str, base_dir: Path | None = None) -> Any:
             return evaluate.load(name, keep_in_memory=True)
     except Exception as e:  # evaluate raises many kinds: missing imports, hub errors, script bugs
         raise ConfigError(f"hf_evaluate: could not load metric '{name}': {e}") from None
+    stem = Path(name).name
     raise ConfigError(
         f"hf_evaluate: metric '{name}' is not a local script and not in the local evaluate cache, "
         "and the hub is offline",
-        hint=f"put its script in metrics/{name}/{name}.py and use name: metrics/{name}",
+        hint=f"put its script in metrics/{stem}/{stem}.py and use name: metrics/{stem}",
     )
 
 
@@ -110,7 +112,16 @@ def _takes_reference_lists(module: Any) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)  # numpy scalars are Real too
+
+
+def _plain(v: Any) -> Any:
+    """A numpy scalar as a plain float, so details stay JSON."""
+    return float(v) if _is_number(v) else v
+
+
+def _is_sequence(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) or type(v).__name__ == "ndarray"
 
 
 class HfEvaluate(Metric):
@@ -146,7 +157,7 @@ class HfEvaluate(Metric):
             return str(o.key)
         if Path(o.name).stem in result:
             return Path(o.name).stem
-        numeric = [k for k, v in result.items() if _is_number(v) or (isinstance(v, list) and v and _is_number(v[0]))]
+        numeric = [k for k, v in result.items() if _is_number(v) or (_is_sequence(v) and len(v) and _is_number(v[0]))]
         if len(numeric) != 1:
             raise ValueError(f"set `key` to one of the result's fields {sorted(result)}")
         return numeric[0]
@@ -193,7 +204,7 @@ class HfEvaluate(Metric):
         try:
             first = self._compute(units[:1])
             key = self._key(first)
-            if isinstance(first[key], list):
+            if _is_sequence(first[key]):
                 raws = list(self._compute(units)[key])
                 if len(raws) != len(units):
                     raise ValueError(f"returned {len(raws)} values for {len(units)} examples")
@@ -208,7 +219,8 @@ class HfEvaluate(Metric):
         best: dict[int, tuple[float | None, str | None, dict[str, Any]]] = {}
         for (i, _, _), raw, res in zip(units, raws, results, strict=True):
             value, why = self._normalise(raw)
-            details = {"raw": raw, "key": key, **{k: v for k, v in res.items() if k != key and _is_number(v)}}
+            extra = {k: float(v) for k, v in res.items() if k != key and _is_number(v)}
+            details = {"raw": _plain(raw), "key": key, **extra}
             prev = best.get(i)
             if prev is None or (value is not None and (prev[0] is None or value > prev[0])):
                 best[i] = (value, why, details)
@@ -227,10 +239,15 @@ class HfEvaluate(Metric):
         except Exception as e:
             return {self.name: {"corpus": None, "reason": f"{self.name} failed: {e}"}}
         raw = result[key]
-        if isinstance(raw, list):
+        if _is_sequence(raw):
             return {}
         value, why = self._normalise(raw)
-        entry: dict[str, Any] = {"corpus": value, "raw": raw, "n": len(units), "skipped": len(samples) - len(units)}
+        entry: dict[str, Any] = {
+            "corpus": value,
+            "raw": _plain(raw),
+            "n": len(units),
+            "skipped": len(samples) - len(units),
+        }
         if why:
             entry["reason"] = why
         return {self.name: entry}
