@@ -15,10 +15,10 @@ def metric_catalog() -> list[dict[str, Any]]:
         cls = metric_class(name)
         if cls is None:
             continue
-        opts = [f for f in cls.Options.model_fields if f not in ("name",)]
+        opts = [f.alias or n for n, f in cls.Options.model_fields.items() if n != "name"]
         rows.append({
             "name": name,
-            "description": cls.description or (cls.__doc__ or "").strip().splitlines()[0],
+            "description": (cls.description or (cls.__doc__ or "").strip().splitlines()[0]).split("; options:")[0],
             "options": opts,
             "needs": sorted(cls.requires),
             "negatable": name in NEGATABLE,

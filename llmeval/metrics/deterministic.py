@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any, ClassVar
 
-from pydantic import field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from llmeval.metrics.base import Metric, MetricOptions
 from llmeval.records import Result, Score
@@ -161,15 +161,10 @@ class IsJson(Metric):
 
 
 class _SchemaOptions(MetricOptions):
-    schema_: dict[str, Any] | bool = True
+    schema_: dict[str, Any] | bool = Field(True, alias="schema")
     """A JSON Schema the output (parsed as JSON) must satisfy."""
 
-    model_config = {"extra": "forbid", "populate_by_name": True}
-
-    def __init__(self, **data: Any) -> None:
-        if "schema" in data:
-            data["schema_"] = data.pop("schema")
-        super().__init__(**data)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @field_validator("schema_")
     @classmethod
