@@ -149,6 +149,7 @@ def _run_all(suites: list[Path], options: Any, use_github: bool, json_out: bool,
     for s in suites:  # every suite is checked before anything is called
         load_suite(s, options.variables)
     show = not quiet and not json_out
+    options.quiet = not show
     if show and sys.stderr.isatty():
         from llmeval.report.console import RunProgress
 

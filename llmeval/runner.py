@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,8 @@ class RunOptions:
     max_errors: int | None = None
     progress: Any = None
     """A callable factory(total, description) -> object with advance(result) and close(); None for silence."""
+    quiet: bool = False
+    """Print nothing on stderr (the CLI's -q and --json)."""
 
 
 @dataclass
@@ -122,6 +125,7 @@ def build_targets(suite: Suite, ids: list[str]) -> dict[str, Target]:
 async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any] | None) -> RunOutcome:
     items, ids, epochs = plan(suite, options)
     targets = build_targets(suite, ids)
+    await preload_local_models(suite, targets, options.quiet)
     if resume_manifest is not None and options.resume is not None:
         run_dir = options.resume
         run_id = resume_manifest["run_id"]
@@ -181,6 +185,45 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
     writer.rewrite_results(results)
     writer.close()
     return finish(suite, manifest, run_dir, results, ids, engine, judge, ctx, options)
+
+
+async def preload_local_models(suite: Suite, targets: dict[str, Target], quiet: bool = False) -> None:
+    """Load the run's `local/...` models (targets and judges) before any timed call: a first load
+    converts a GGUF file (~20 s), which must not count against a case's timeout or latency."""
+    from llmeval.errors import ConfigError
+    from llmeval.yamlpos import position
+
+    where: dict[str, tuple[Any, ...]] = {}  # model -> where the suite names it first
+    for i, t in enumerate(suite.spec.targets):
+        if t.id in targets and t.model:
+            where.setdefault(t.model, ("targets", i, "model"))
+    if any("judge" in m.requires for m in suite.metrics):
+        if suite.spec.judge is not None:
+            where.setdefault(suite.spec.judge.model, ("judge", "model"))
+        for i, m in enumerate(suite.metrics):
+            own = getattr(m.options, "judge", None)
+            if own is not None:
+                where.setdefault(own.model, ("metrics", i))
+    wanted = {model: loc for model, loc in where.items() if model.startswith("local/")}
+    if not wanted:
+        return
+    from llmeval.providers import local
+
+    for model, loc in wanted.items():
+        if not quiet:
+            print(f"loading {model} ...", end=" ", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        try:
+            lm = await asyncio.to_thread(local.get_model, model)  # the event loop stays free meanwhile
+        except BaseException as e:
+            if not quiet:
+                print("failed", file=sys.stderr, flush=True)
+            if isinstance(e, ConfigError) and not e.path:
+                raise ConfigError(e.message, str(suite.path), *position(suite.tree, loc), hint=e.hint) from None
+            raise
+        if not quiet:
+            how = f" (converted from GGUF once, cached in {lm.source})" if lm.converted else ""
+            print(f"{time.perf_counter() - started:.1f} s{how}", file=sys.stderr, flush=True)
 
 
 def finish(suite: Suite, manifest: dict[str, Any], run_dir: Path, results: list[Result], ids: list[str],

@@ -244,11 +244,14 @@ def test_hostile_text_is_escaped_in_every_format(tmp_path: Path) -> None:
     assert HOSTILE.replace("\x00", "\ufffd").replace("\x1b", "\ufffd") in names
 
 
-def test_report_command_rerenders_a_run_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_report_command_rerenders_a_run_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   request: pytest.FixtureRequest) -> None:
     shutil.copytree(REPO / "suites", tmp_path / "suites")
     shutil.copytree(REPO / "examples", tmp_path / "examples")
     monkeypatch.chdir(tmp_path)
-    res = runner.invoke(app, ["run", "suites/demo.yaml", "-o", "runs", "-q"])
+    # The demo's local model: converted once into the cache tests/test_local_model.py shares.
+    monkeypatch.setenv("LLMEVAL_MODELS_DIR", str(request.config.cache.mkdir("llmeval-local-models") / "models"))
+    res = runner.invoke(app, ["run", "suites/demo.yaml", "-o", "runs", "-q", "--limit", "3"])
     assert res.exit_code == 0, res.output
     run_dir = next((tmp_path / "runs").iterdir())
     before = {n: (run_dir / n).read_bytes() for n in ("report.html", "summary.md", "junit.xml")}

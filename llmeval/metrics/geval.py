@@ -32,6 +32,8 @@ FORM_VARIABLES = frozenset({"name", "task", "criteria", "steps", "scale_min", "s
 DEFAULT_TASK = "an output that an AI system produced in response to an input"
 TOP_LOGPROBS = 20  # the most OpenAI-compatible APIs return
 SAMPLING_TEMPERATURE = 1.0
+FIRST_POSITION = "score-token distribution at the first position"
+"""`details.method` when the judge gives the exact logprob of every score token (local models)."""
 
 
 class FormSettings(BaseModel):
@@ -162,6 +164,28 @@ def score_distribution(c: Completion, answer: Answer, lo: int, hi: int) -> dict[
     return {s: p / total for s, p in sorted(probs.items())}
 
 
+def exact_score_tokens(judge: Any) -> bool:
+    """True when the judge's logprobs hold the exact logprob of every requested score token at
+    every position (the in-process `local/` provider), not just an API's top alternatives."""
+    return str(getattr(judge, "model", "")).startswith("local/")
+
+
+def first_position_distribution(c: Completion, lo: int, hi: int) -> tuple[dict[int, float], float] | None:
+    """p(score) at the first generated token, renormalised over the valid scores, and the total
+    probability the judge gave them there; None unless that position holds every score token."""
+    if not c.logprobs:
+        return None
+    top = c.logprobs[0].top
+    scores = {s: top.get(str(s)) for s in range(lo, hi + 1)}
+    if any(lp is None for lp in scores.values()):
+        return None  # a score that is not one token: no exact distribution
+    probs = {s: math.exp(lp) for s, lp in scores.items() if lp is not None}
+    total = sum(probs.values())
+    if total <= 0:
+        return None
+    return {s: p / total for s, p in probs.items()}, total
+
+
 class GEval(JudgeMetric):
     """G-Eval: a probability-weighted form-filling score on the criteria, normalised to [0, 1]."""
 
@@ -214,14 +238,30 @@ class GEval(JudgeMetric):
         prompt = self.form_prompt(sample, ctx)
         tokens = [str(s) for s in range(lo, hi + 1)]
         want = self.form.logprobs
-        answer, c = await ask_parsed(judge, prompt, lambda c: parse_answer(c.text, lo, hi), logprobs=want,
+        # The form ends with "- <name>:", so the answer's first token is the score position. A judge
+        # that gives every score token's exact logprob there is read there, whatever it wrote.
+        exact = want and exact_score_tokens(judge)
+
+        def read(c: Completion) -> Answer | None:
+            try:
+                return parse_answer(c.text, lo, hi)
+            except ParseProblem:
+                if exact and first_position_distribution(c, lo, hi) is not None:
+                    return None  # no re-ask: the score comes from the distribution
+                raise
+
+        answer, c = await ask_parsed(judge, prompt, read, logprobs=want,
                                      top_logprobs=TOP_LOGPROBS if want else 0, score_tokens=tokens)
-        dist = score_distribution(c, answer, lo, hi) if want else None
+        first = first_position_distribution(c, lo, hi) if exact else None
+        dist = first[0] if first else (score_distribution(c, answer, lo, hi) if want and answer else None)
         if dist is not None:
             score = sum(s * p for s, p in dist.items())
-            details: dict[str, Any] = {"method": "logprobs", "answer": answer.score, "raw": c.text,
+            details: dict[str, Any] = {"method": FIRST_POSITION if first else "logprobs",
+                                       "answer": answer.score if answer else None, "raw": c.text,
                                        "distribution": {str(s): round(p, 6) for s, p in dist.items()}}
-            reason = answer.reason
+            if first:  # how much the judge wanted to answer with a score at all
+                details["score_mass"] = round(first[1], 6)
+            reason = answer.reason if answer else ""
         else:
             score, details, reason = await self._sample(judge, prompt)
             if want:
@@ -236,10 +276,17 @@ class GEval(JudgeMetric):
         """The mean of `samples` answers at temperature 1 (the paper's fallback without logprobs)."""
         lo, hi = self.form.scale
 
+        seed = (getattr(getattr(judge, "spec", None), "params", None) or {}).get("seed")
+        if seed is None and exact_score_tokens(judge):
+            seed = 0  # a local judge: reproducible samples
+
         async def one(i: int) -> tuple[Answer, Completion] | JudgeParseError:
+            params: dict[str, Any] = {"temperature": SAMPLING_TEMPERATURE}
+            if seed is not None:  # one seed for every sample would give one answer `samples` times
+                params["seed"] = int(seed) + i + 1
             try:
                 return await ask_parsed(judge, prompt, lambda c: parse_answer(c.text, lo, hi),
-                                        params={"temperature": SAMPLING_TEMPERATURE}, sample=i + 1)
+                                        params=params, sample=i + 1)
             except JudgeParseError as e:
                 return e
 

@@ -151,10 +151,11 @@ def _text(content: Any) -> str:
 
 
 def model_cache_root() -> Path:
-    """Where converted GGUF models live: `<llmeval cache dir>/models`."""
+    """Where converted GGUF models live: `$LLMEVAL_MODELS_DIR`, else `<llmeval cache dir>/models`."""
     from llmeval.cache import cache_dir
 
-    return cache_dir() / "models"
+    forced = os.environ.get("LLMEVAL_MODELS_DIR")
+    return Path(forced).expanduser() if forced else cache_dir() / "models"
 
 
 def converted_dir(gguf: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from llmeval.records import Result
@@ -115,6 +116,8 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
                   f"tokens {judge['tokens']['prompt']:,} / {judge['tokens']['completion']:,}{cost}[/]")
     print_gates(manifest.get("gates", []))
     out.print(f"run directory: {run_dir}")
+    if (Path(run_dir) / "report.html").is_file():
+        out.print(f"report: {Path(run_dir) / 'report.html'}")
 
 
 def _keys(metric_cfg: dict[str, Any], summary: dict[str, Any]) -> list[str]:
