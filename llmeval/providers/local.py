@@ -10,6 +10,7 @@ waits on futures, so it stays free while the model computes."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import os
 import queue
@@ -68,6 +69,19 @@ def batch_stats(model: str) -> dict[str, int]:
     if batcher is None:
         return {"requests": 0, "batches": 0, "largest_batch": 0}
     return {"requests": batcher.requests, "batches": batcher.batches, "largest_batch": batcher.largest}
+
+
+def _close_at_exit() -> None:
+    # A worker thread still inside torch when the interpreter finalises can abort the process
+    # ("terminate called without an active exception"): stop the workers first.
+    with _lock:
+        batchers = list(_batchers.values())
+        _batchers.clear()
+    for batcher in batchers:
+        batcher.close()
+
+
+atexit.register(_close_at_exit)
 
 
 async def aclose_all() -> None:
