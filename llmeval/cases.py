@@ -24,29 +24,55 @@ def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any) -> list
         line, col = position(tree, ("cases", i))
         cid = str(c.id) if c.id is not None else case_id_for(c.input)
         if cid in seen:
-            raise ConfigError(f"duplicate case id '{cid}' (also {seen[cid]})", where, line, col,
-                              hint="case ids must be unique; give the case its own `id:`")
+            raise ConfigError(
+                f"duplicate case id '{cid}' (also {seen[cid]})",
+                where,
+                line,
+                col,
+                hint="case ids must be unique; give the case its own `id:`",
+            )
         seen[cid] = f"at line {line}"
-        cases.append(Case(cid, c.input, c.expected, c.contexts, tuple(c.tags), dict(c.vars),
-                          {**c.metadata, "_source": f" (line {line})"}))
+        cases.append(
+            Case(
+                cid,
+                c.input,
+                c.expected,
+                c.contexts,
+                tuple(c.tags),
+                dict(c.vars),
+                {**c.metadata, "_source": f" (line {line})"},
+            )
+        )
     if spec.dataset is not None:
         loc = ("dataset", "path")
         try:
             rows = read_dataset(spec.dataset.path, suite_path.parent)
         except ConfigError as e:
             raise ConfigError(e.message, where, *position(tree, loc), hint=e.hint) from None
-        fields = {"id": "id", "input": "input", "expected": "expected", "contexts": "contexts",
-                  "tags": "tags", "vars": "vars", **spec.dataset.fields}
+        fields = {
+            "id": "id",
+            "input": "input",
+            "expected": "expected",
+            "contexts": "contexts",
+            "tags": "tags",
+            "vars": "vars",
+            **spec.dataset.fields,
+        }
         for n, row in enumerate(rows[: spec.dataset.limit] if spec.dataset.limit else rows):
             if fields["input"] not in row:
                 raise ConfigError(
                     f"dataset row {n + 1} has no column '{fields['input']}' (columns: {', '.join(map(str, row))})",
-                    where, *position(tree, ("dataset",)), hint="map the input column with dataset.fields.input",
+                    where,
+                    *position(tree, ("dataset",)),
+                    hint="map the input column with dataset.fields.input",
                 )
             case = _row_case(row, fields, n, spec.dataset.tags)
             if case.id in seen:
-                raise ConfigError(f"duplicate case id '{case.id}' in dataset row {n + 1} (also {seen[case.id]})",
-                                  where, *position(tree, loc))
+                raise ConfigError(
+                    f"duplicate case id '{case.id}' in dataset row {n + 1} (also {seen[case.id]})",
+                    where,
+                    *position(tree, loc),
+                )
             seen[case.id] = f"dataset row {n + 1}"
             cases.append(case)
     return cases
@@ -134,11 +160,14 @@ def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
         try:
             import pandas as pd
         except ImportError:
-            raise ConfigError("reading .csv/.parquet datasets needs pandas",
-                              hint="pip install 'llmeval[data]'") from None
+            raise ConfigError(
+                "reading .csv/.parquet datasets needs pandas", hint="pip install 'llmeval[data]'"
+            ) from None
         frame = pd.read_csv(p) if suffix == ".csv" else pd.read_parquet(p)
         return frame.to_dict(orient="records")
-    raise ConfigError(f"unsupported dataset format '{suffix}' for {path}", hint="use .jsonl, .json, .csv, .parquet or hf:NAME@SPLIT")
+    raise ConfigError(
+        f"unsupported dataset format '{suffix}' for {path}", hint="use .jsonl, .json, .csv, .parquet or hf:NAME@SPLIT"
+    )
 
 
 def _read_hf(ref: str, base: Path) -> list[dict[str, Any]]:
@@ -166,8 +195,9 @@ def _read_hf(ref: str, base: Path) -> list[dict[str, Any]]:
     return [dict(r) for r in ds]
 
 
-def select_cases(cases: list[Case], tags: list[str] | None = None, limit: int | None = None,
-                 shard: tuple[int, int] | None = None) -> list[Case]:
+def select_cases(
+    cases: list[Case], tags: list[str] | None = None, limit: int | None = None, shard: tuple[int, int] | None = None
+) -> list[Case]:
     """Cases with any of `tags`, in a stable shard `(i, n)` (1-based), at most `limit` of them."""
     out = [c for c in cases if not tags or set(tags) & set(c.tags)]
     if shard is not None:

@@ -18,8 +18,18 @@ def dry_run(suite_path: Path, options: Any) -> dict[str, Any]:
     items, ids, epochs = plan(suite, options)
     targets = build_targets(suite, ids)
     cache = ResponseCache(enabled=not options.no_cache)
-    rows = {tid: {"id": tid, "kind": targets[tid].kind, "calls": 0, "cached": 0, "to_call": 0,
-                  "est_prompt_tokens": 0, "est_cost_usd": None} for tid in ids}
+    rows = {
+        tid: {
+            "id": tid,
+            "kind": targets[tid].kind,
+            "calls": 0,
+            "cached": 0,
+            "to_call": 0,
+            "est_prompt_tokens": 0,
+            "est_cost_usd": None,
+        }
+        for tid in ids
+    }
     for it in items:
         t = targets[it.target]
         row = rows[it.target]
@@ -37,13 +47,20 @@ def dry_run(suite_path: Path, options: Any) -> dict[str, Any]:
     for tid, row in rows.items():
         spec = targets[tid].spec
         if spec.model and not spec.model.startswith("local/"):
-            row["est_cost_usd"] = _estimate_cost(spec.model, row["est_prompt_tokens"], row["to_call"],
-                                                 int(spec.params.get("max_tokens", 256)))
+            row["est_cost_usd"] = _estimate_cost(
+                spec.model, row["est_prompt_tokens"], row["to_call"], int(spec.params.get("max_tokens", 256))
+            )
         elif spec.model:
             row["est_cost_usd"] = 0.0
     judge_metrics = [m.name for m in suite.metrics if "judge" in m.requires]
-    return {"suite": suite.name, "path": str(suite_path), "cases": len({it.case.id for it in items}),
-            "epochs": epochs, "targets": list(rows.values()), "judge_metrics": judge_metrics}
+    return {
+        "suite": suite.name,
+        "path": str(suite_path),
+        "cases": len({it.case.id for it in items}),
+        "epochs": epochs,
+        "targets": list(rows.values()),
+        "judge_metrics": judge_metrics,
+    }
 
 
 def _estimate_cost(model: str, prompt_tokens: int, calls: int, max_tokens: int) -> float | None:
@@ -54,4 +71,6 @@ def _estimate_cost(model: str, prompt_tokens: int, calls: int, max_tokens: int) 
     entry = prices.get(model) or prices.get(model.split("/", 1)[-1])
     if not entry:
         return None
-    return prompt_tokens * entry.get("input_cost_per_token", 0.0) + calls * max_tokens * entry.get("output_cost_per_token", 0.0)
+    return prompt_tokens * entry.get("input_cost_per_token", 0.0) + calls * max_tokens * entry.get(
+        "output_cost_per_token", 0.0
+    )

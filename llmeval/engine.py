@@ -58,7 +58,7 @@ async def call_with_retries(
         try:
             value = await asyncio.wait_for(call(), policy.timeout_s)
             return value, (time.perf_counter() - started) * 1000
-        except asyncio.TimeoutError:
+        except TimeoutError:
             err = TargetCallError("timeout", f"no answer within {policy.timeout_s:g} s", retryable=True)
         except TargetCallError as e:
             err = e

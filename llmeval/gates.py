@@ -33,12 +33,15 @@ class GateResult:
 def gate_name(g: GateSpec) -> str:
     if g.name:
         return g.name
-    bound = f">= {g.min:g}" if g.min is not None else (f"<= {g.max:g}" if g.max is not None else f"drop <= {g.max_drop:g}")
+    bound = (
+        f">= {g.min:g}" if g.min is not None else (f"<= {g.max:g}" if g.max is not None else f"drop <= {g.max_drop:g}")
+    )
     return f"{g.metric} {bound}"
 
 
-def evaluate_gates(gates: list[GateSpec], summary: dict[str, Any], target_ids: list[str],
-                   regressions: Any = None) -> list[GateResult]:
+def evaluate_gates(
+    gates: list[GateSpec], summary: dict[str, Any], target_ids: list[str], regressions: Any = None
+) -> list[GateResult]:
     """Check every gate on every target it applies to. `regressions(gate, target)` (from a baseline
     comparison) decides `max_drop` gates; without a baseline they pass with a note."""
     out: list[GateResult] = []
@@ -49,8 +52,19 @@ def evaluate_gates(gates: list[GateSpec], summary: dict[str, Any], target_ids: l
             name = gate_name(g)
             if g.min is not None or g.max is not None:
                 if value is None:
-                    out.append(GateResult(name, tid, g.metric, None, g.min if g.min is not None else g.max, False,
-                                          "min" if g.min is not None else "max", "no value: every case errored or was not scored", i))
+                    out.append(
+                        GateResult(
+                            name,
+                            tid,
+                            g.metric,
+                            None,
+                            g.min if g.min is not None else g.max,
+                            False,
+                            "min" if g.min is not None else "max",
+                            "no value: every case errored or was not scored",
+                            i,
+                        )
+                    )
                 else:
                     if g.min is not None:
                         out.append(GateResult(name, tid, g.metric, value, g.min, value >= g.min, "min", None, i))
@@ -58,8 +72,19 @@ def evaluate_gates(gates: list[GateSpec], summary: dict[str, Any], target_ids: l
                         out.append(GateResult(name, tid, g.metric, value, g.max, value <= g.max, "max", None, i))
             if g.max_drop is not None:
                 if regressions is None:
-                    out.append(GateResult(name, tid, g.metric, value, g.max_drop, True, "max_drop",
-                                          "not checked: no --baseline given", i))
+                    out.append(
+                        GateResult(
+                            name,
+                            tid,
+                            g.metric,
+                            value,
+                            g.max_drop,
+                            True,
+                            "max_drop",
+                            "not checked: no --baseline given",
+                            i,
+                        )
+                    )
                 else:
                     out.append(regressions(g, tid, name, i))
     return out

@@ -74,7 +74,9 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Sui
     return Suite(spec, p, digest, raw, tree, cases, metrics)
 
 
-def validation_error(e: ValidationError, where: str, tree: Any, model: type[BaseModel], prefix: tuple[Any, ...] = ()) -> ConfigError:
+def validation_error(
+    e: ValidationError, where: str, tree: Any, model: type[BaseModel], prefix: tuple[Any, ...] = ()
+) -> ConfigError:
     """Turn pydantic's errors into ConfigErrors positioned in the YAML (first one, others attached)."""
     errors = [_one_error(err, where, tree, model, prefix) for err in e.errors()]
     first = errors[0]
@@ -183,11 +185,15 @@ def _build_metrics(spec: SuiteSpec, where: str, tree: Any) -> list[Metric]:
             raise _metric_options_error(e, where, tree, loc + (name,), name) from None
         for key in metric.keys():
             if key in RESERVED_SCORE_NAMES:
-                raise ConfigError(f"metric name '{key}' is reserved", where, *position(tree, loc), hint="give it another `name:`")
+                raise ConfigError(
+                    f"metric name '{key}' is reserved", where, *position(tree, loc), hint="give it another `name:`"
+                )
             if key in seen:
                 raise ConfigError(
-                    f"two metrics write the score '{key}' (entries {seen[key] + 1} and {i + 1})", where,
-                    *position(tree, loc), hint="give one of them a distinct `name:`",
+                    f"two metrics write the score '{key}' (entries {seen[key] + 1} and {i + 1})",
+                    where,
+                    *position(tree, loc),
+                    hint="give one of them a distinct `name:`",
                 )
             seen[key] = i
         metric.position = position(tree, loc)  # type: ignore[attr-defined]
@@ -226,7 +232,9 @@ def _check_requirements(spec: SuiteSpec, cases: list[Case], metrics: list[Metric
         pos = getattr(m, "position", (1, 1))
         if "judge" in m.requires and spec.judge is None and not getattr(m.options, "judge", None):
             raise ConfigError(
-                f"metric '{m.name}' needs a judge, but the suite has no `judge:`", where, *pos,
+                f"metric '{m.name}' needs a judge, but the suite has no `judge:`",
+                where,
+                *pos,
                 hint="add e.g. `judge: {model: openai/gpt-4o-mini}` at the top level",
             )
         for need in ("expected", "contexts"):
@@ -236,7 +244,9 @@ def _check_requirements(spec: SuiteSpec, cases: list[Case], metrics: list[Metric
             if lacking is not None:
                 src = lacking.metadata.get("_source", "")
                 raise ConfigError(
-                    f"metric '{m.name}' needs '{need}', but case '{lacking.id}'{src} has none", where, *pos,
+                    f"metric '{m.name}' needs '{need}', but case '{lacking.id}'{src} has none",
+                    where,
+                    *pos,
                     hint=f"add `{need}:` to every case (or map it with dataset.fields), or remove the metric",
                 )
 
@@ -260,8 +270,12 @@ def _check_templates(spec: SuiteSpec, cases: list[Case], where: str, tree: Any) 
                 try:
                     render(text, variables)
                 except ConfigError as e:
-                    raise ConfigError(f"{e.message} (rendering case '{cases[0].id}')", where,
-                                      *position(tree, ("targets", ti) + loc), hint=e.hint) from None
+                    raise ConfigError(
+                        f"{e.message} (rendering case '{cases[0].id}')",
+                        where,
+                        *position(tree, ("targets", ti) + loc),
+                        hint=e.hint,
+                    ) from None
 
 
 def _check_gates(spec: SuiteSpec, metrics: list[Metric], where: str, tree: Any) -> None:
@@ -273,10 +287,16 @@ def _check_gates(spec: SuiteSpec, metrics: list[Metric], where: str, tree: Any) 
 
             close = difflib.get_close_matches(g.metric, sorted(names), n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"scores in this suite: {', '.join(sorted(names))}"
-            raise ConfigError(f"gate on unknown metric '{g.metric}'", where, *position(tree, ("gates", gi, "metric")), hint=hint)
+            raise ConfigError(
+                f"gate on unknown metric '{g.metric}'", where, *position(tree, ("gates", gi, "metric")), hint=hint
+            )
         if g.target is not None and g.target not in ids:
-            raise ConfigError(f"gate on unknown target '{g.target}'", where, *position(tree, ("gates", gi, "target")),
-                              hint=f"targets: {', '.join(sorted(ids))}")
+            raise ConfigError(
+                f"gate on unknown target '{g.target}'",
+                where,
+                *position(tree, ("gates", gi, "target")),
+                hint=f"targets: {', '.join(sorted(ids))}",
+            )
 
 
 def case_id_for(value: Any) -> str:

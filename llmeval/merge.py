@@ -19,7 +19,7 @@ def merge_runs(paths: list[Path], out_dir: Path, suite_path: Path | None = None,
     """Merge shard runs into a new run directory under `out_dir`; gates re-evaluated."""
     from llmeval.loader import load_suite
     from llmeval.metrics.base import ScoringContext
-    from llmeval.runner import _metrics_dir
+    from llmeval.runner import metrics_dir
 
     if not paths:
         raise UsageError("give the shard run directories to merge", hint="llmeval merge runs/a runs/b -o runs/")
@@ -43,7 +43,7 @@ def merge_runs(paths: list[Path], out_dir: Path, suite_path: Path | None = None,
     notes: dict[str, Any] = {}
     for run in runs:
         notes.update(run.manifest.get("metric_notes") or {})
-    ctx = ScoringContext(suite_dir=suite.dir, metrics_dir=_metrics_dir(suite), seed=suite.spec.defaults.seed,
+    ctx = ScoringContext(suite_dir=suite.dir, metrics_dir=metrics_dir(suite), seed=suite.spec.defaults.seed,
                          notes=notes)
     opts = options or RunOptions()
     return finish(suite, manifest, run_dir, results, ids, None, None, ctx, opts)

@@ -54,13 +54,13 @@ def _unscored(r: Result) -> Result:
 async def _score(suite: Any, results: list[Result], options: Any) -> tuple[Any, Any]:
     from llmeval.cache import ResponseCache
     from llmeval.metrics.base import ScoringContext
-    from llmeval.runner import _judge, _metrics_dir
+    from llmeval.runner import make_judge, metrics_dir
     from llmeval.scoring import score_results
 
     cache = ResponseCache(enabled=not options.no_cache)
     try:
-        judge = _judge(suite, cache, options)
-        ctx = ScoringContext(suite_dir=suite.dir, metrics_dir=_metrics_dir(suite), judge=judge,
+        judge = make_judge(suite, cache, options)
+        ctx = ScoringContext(suite_dir=suite.dir, metrics_dir=metrics_dir(suite), judge=judge,
                              seed=suite.spec.defaults.seed)
         await score_results(results, suite.metrics, ctx)
     finally:
@@ -73,14 +73,14 @@ async def _score(suite: Any, results: list[Result], options: Any) -> tuple[Any, 
 def _manifest(old: Run, suite: Any, run_id: str) -> dict[str, Any]:
     """The old manifest with what rescoring changes: run id, suite, judge, metrics, gates, stats."""
     from llmeval import __version__
-    from llmeval.runner import _now, redact_secrets
+    from llmeval.manifest import now, redact_secrets
     from llmeval.stats import BOOTSTRAP_RESAMPLES, CI_METHOD
 
     m = copy.deepcopy(old.manifest)
     for stale in ("summary", "gates", "judge_usage", "metric_notes", "baseline"):
         m.pop(stale, None)
     m.update(
-        run_id=run_id, status="partial", llmeval_version=__version__, started_at=_now(), finished_at=None,
+        run_id=run_id, status="partial", llmeval_version=__version__, started_at=now(), finished_at=None,
         suite={"name": suite.name, "path": str(suite.path), "sha256": suite.sha256,
                "description": suite.spec.description},
         judge=redact_secrets(suite.raw.get("judge")),

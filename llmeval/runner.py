@@ -6,22 +6,22 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from llmeval import __version__
 from llmeval.cache import ResponseCache
 from llmeval.cases import WorkItem, expand, select_cases
 from llmeval.engine import Engine, policy_for
 from llmeval.errors import Interrupted, RunError, UsageError
 from llmeval.gates import GateResult, evaluate_gates
 from llmeval.loader import Suite, load_suite
+from llmeval.manifest import build_manifest, call_stats, now, write_manifest
 from llmeval.metrics.base import ScoringContext
 from llmeval.records import Result
-from llmeval.runlog import SCHEMA_VERSION, RunWriter, load_run, new_run_id, read_results
+from llmeval.runlog import RunWriter, load_run, new_run_id, read_results
 from llmeval.scoring import score_results
-from llmeval.stats import BOOTSTRAP_RESAMPLES, CI_METHOD
 from llmeval.summary import build_summary
 from llmeval.targets.base import Target, build_target
 
@@ -96,7 +96,9 @@ def plan(suite: Suite, options: RunOptions) -> tuple[list[WorkItem], list[str], 
     if options.targets:
         unknown = [t for t in options.targets if t not in ids]
         if unknown:
-            raise UsageError(f"unknown target(s) {', '.join(unknown)} for suite {suite.name}", hint=f"targets: {', '.join(ids)}")
+            raise UsageError(
+                f"unknown target(s) {', '.join(unknown)} for suite {suite.name}", hint=f"targets: {', '.join(ids)}"
+            )
         ids = [t for t in ids if t in options.targets]
     cases = select_cases(suite.cases, options.tags, options.limit, options.shard)
     if not cases:
@@ -118,7 +120,9 @@ def build_targets(suite: Suite, ids: list[str]) -> dict[str, Target]:
             except ConfigError as e:
                 if e.path:
                     raise
-                raise ConfigError(e.message, str(suite.path), *position(suite.tree, ("targets", i)), hint=e.hint) from None
+                raise ConfigError(
+                    e.message, str(suite.path), *position(suite.tree, ("targets", i)), hint=e.hint
+                ) from None
     return out
 
 
@@ -147,7 +151,7 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
     writer = RunWriter(run_dir)
     if resume_manifest is not None:
         writer.rewrite_results(done)  # drop errored lines: they are retried
-    manifest = _manifest(suite, options, run_id, ids, epochs, targets)
+    manifest = build_manifest(suite, options, run_id, ids, epochs, targets)
     manifest["started_at"] = (resume_manifest or {}).get("started_at", manifest["started_at"])
     writer.write_manifest(manifest)
     results = list(done)
@@ -167,13 +171,17 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
     judge = None
     try:
         if interrupted:
-            manifest.update(status="partial", finished_at=_now())
+            manifest.update(status="partial", finished_at=now())
             manifest["summary"] = build_summary(results, suite.metrics, ids, suite.spec.defaults.seed)
             writer.write_manifest(manifest)
-            raise Interrupted(f"interrupted: {len(results)} of {len(items)} results are in {run_dir}",
-                              hint=f"continue with: llmeval run {suite.path} --resume {run_dir}")
-        judge = _judge(suite, cache, options)
-        ctx = ScoringContext(suite_dir=suite.dir, metrics_dir=_metrics_dir(suite), judge=judge, seed=suite.spec.defaults.seed)
+            raise Interrupted(
+                f"interrupted: {len(results)} of {len(items)} results are in {run_dir}",
+                hint=f"continue with: llmeval run {suite.path} --resume {run_dir}",
+            )
+        judge = make_judge(suite, cache, options)
+        ctx = ScoringContext(
+            suite_dir=suite.dir, metrics_dir=metrics_dir(suite), judge=judge, seed=suite.spec.defaults.seed
+        )
         results.sort(key=lambda r: (r.epoch, r.case_id, r.target))
         await score_results(results, suite.metrics, ctx)
     finally:
@@ -226,8 +234,17 @@ async def preload_local_models(suite: Suite, targets: dict[str, Target], quiet: 
             print(f"{time.perf_counter() - started:.1f} s{how}", file=sys.stderr, flush=True)
 
 
-def finish(suite: Suite, manifest: dict[str, Any], run_dir: Path, results: list[Result], ids: list[str],
-           engine: Engine | None, judge: Any, ctx: ScoringContext, options: RunOptions) -> RunOutcome:
+def finish(
+    suite: Suite,
+    manifest: dict[str, Any],
+    run_dir: Path,
+    results: list[Result],
+    ids: list[str],
+    engine: Engine | None,
+    judge: Any,
+    ctx: ScoringContext,
+    options: RunOptions,
+) -> RunOutcome:
     """Summarise, gate, write run.json and the reports; decide the exit code."""
     summary = build_summary(results, suite.metrics, ids, suite.spec.defaults.seed)
     regressions = None
@@ -246,13 +263,13 @@ def finish(suite: Suite, manifest: dict[str, Any], run_dir: Path, results: list[
     n_errors = sum(errors.values()) + judge_errors
     too_many = options.max_errors is not None and n_errors > options.max_errors
     status = "failed" if (too_many or all_failed) else "complete"
-    manifest.update(status=status, finished_at=_now(), summary=summary, gates=[g.to_dict() for g in gates])
+    manifest.update(status=status, finished_at=now(), summary=summary, gates=[g.to_dict() for g in gates])
     if ctx.notes:
         manifest["metric_notes"] = ctx.notes
     if engine is not None:
-        manifest["calls"] = {tid: _stats(s) for tid, s in engine.stats.items()}
+        manifest["calls"] = {tid: call_stats(s) for tid, s in engine.stats.items()}
     if judge is not None:
-        manifest["judge_usage"] = _stats(judge.stats)
+        manifest["judge_usage"] = call_stats(judge.stats)
     if options.baseline is not None:
         manifest["baseline"] = str(options.baseline)
     write_manifest(run_dir, manifest)
@@ -264,11 +281,17 @@ def finish(suite: Suite, manifest: dict[str, Any], run_dir: Path, results: list[
         exit_code = 3
     outcome = RunOutcome(run_dir, manifest, results, gates, exit_code)
     if too_many:
-        raise _failed(outcome, f"{n_errors} target/judge errors, more than --max-errors {options.max_errors}; run saved in {run_dir}")
+        raise _failed(
+            outcome,
+            f"{n_errors} target/judge errors, more than --max-errors {options.max_errors}; run saved in {run_dir}",
+        )
     if all_failed:
         first = next(r.error for r in results if r.target == all_failed[0] and r.error)
-        raise _failed(outcome, f"every case of target(s) {', '.join(all_failed)} errored "
-                               f"(first: {first.type}: {first.message}); run saved in {run_dir}")
+        raise _failed(
+            outcome,
+            f"every case of target(s) {', '.join(all_failed)} errored "
+            f"(first: {first.type}: {first.message}); run saved in {run_dir}",
+        )
     return outcome
 
 
@@ -277,12 +300,6 @@ def _failed(outcome: RunOutcome, message: str) -> RunError:
     err = RunError(message)
     err.outcome = outcome  # type: ignore[attr-defined]
     return err
-
-
-def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
-    from llmeval.runlog import write_json_atomic
-
-    write_json_atomic(run_dir / "run.json", manifest)
 
 
 def _write_reports(run_dir: Path, formats: list[str], baseline: Any = None) -> None:
@@ -320,7 +337,8 @@ async def _execute(engine: Engine, todo: list[WorkItem]) -> bool:
     return stopped
 
 
-def _judge(suite: Suite, cache: ResponseCache, options: RunOptions) -> Any:
+def make_judge(suite: Suite, cache: ResponseCache, options: RunOptions) -> Any:
+    """The suite's judge (None without `judge:`), sharing the run's cache."""
     if suite.spec.judge is None:
         return None
     from llmeval.judge import Judge
@@ -328,83 +346,12 @@ def _judge(suite: Suite, cache: ResponseCache, options: RunOptions) -> Any:
     return Judge(suite.spec.judge, policy_for(suite.spec.judge, suite.spec.defaults, options.concurrency), cache)
 
 
-def _metrics_dir(suite: Suite) -> Path | None:
+def metrics_dir(suite: Suite) -> Path | None:
+    """The project's `metrics/` folder: next to the suite, one level up, or in the working directory."""
     for base in (suite.dir, suite.dir.parent, Path.cwd()):
         if (base / "metrics").is_dir():
             return base / "metrics"
     return None
-
-
-def _manifest(suite: Suite, options: RunOptions, run_id: str, ids: list[str], epochs: int, targets: dict[str, Target]) -> dict[str, Any]:
-    raw_targets = {t["id"]: redact_secrets(t) for t in suite.raw.get("targets", []) if isinstance(t, dict)}
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "status": "partial",
-        "suite": {"name": suite.name, "path": str(suite.path), "sha256": suite.sha256,
-                  "description": suite.spec.description},
-        "llmeval_version": __version__,
-        "git_sha": _git_sha(suite.dir),
-        "started_at": _now(),
-        "finished_at": None,
-        "targets": [{**raw_targets.get(tid, {"id": tid}), "kind": targets[tid].kind} for tid in ids],
-        "judge": redact_secrets(suite.raw.get("judge")),
-        "metrics": [{**m.config(), "keys": m.keys()} for m in suite.metrics],
-        "gates_spec": [g.model_dump(exclude_none=True) | {"line": suite.line_of("gates", i)} for i, g in enumerate(suite.spec.gates)],
-        "options": {"targets": options.targets, "limit": options.limit, "tags": options.tags, "epochs": epochs,
-                    "shard": list(options.shard) if options.shard else None, "vars": options.variables,
-                    "concurrency": options.concurrency, "no_cache": options.no_cache,
-                    "suite_file": str(suite.path.resolve())},
-        "stats": {"ci": CI_METHOD, "resamples": BOOTSTRAP_RESAMPLES, "seed": suite.spec.defaults.seed, "level": 0.95},
-        "summary": {},
-        "gates": [],
-    }
-
-
-def redact_secrets(spec: Any) -> Any:
-    """A target or judge as written, with literal keys and secret headers replaced by `<redacted>`.
-
-    `${VAR}` placeholders stay: they name the secret without revealing it."""
-    from llmeval.targets.http import _secret
-
-    def hide(value: Any) -> Any:
-        return value if isinstance(value, str) and "${" in value else "<redacted>"
-
-    if not isinstance(spec, dict):
-        return spec
-    out = dict(spec)
-    if out.get("api_key") is not None:
-        out["api_key"] = hide(out["api_key"])
-    if isinstance(out.get("params"), dict):  # litellm accepts keys and headers in params too
-        out["params"] = {k: hide(v) if k in ("api_key", "extra_headers", "headers") else v
-                         for k, v in out["params"].items()}
-    http = out.get("http")
-    if isinstance(http, dict):
-        http = dict(http)
-        for part in ("headers", "query"):
-            if isinstance(http.get(part), dict):
-                http[part] = {k: hide(v) if _secret(str(k)) else v for k, v in http[part].items()}
-        out["http"] = http
-    return out
-
-
-def _stats(s: Any) -> dict[str, Any]:
-    return {"calls": s.calls, "cached": s.cached, "retries": s.retries, "errors": s.errors,
-            "tokens": s.usage.to_dict(), "cost_usd": round(s.cost_usd, 8)}
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _git_sha(path: Path) -> str | None:
-    import subprocess
-
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 ProgressFactory = Callable[[int, str, int], Any]

@@ -15,7 +15,7 @@ async def score_results(results: list[Result], metrics: list[Metric], ctx: Scori
         if not ok:
             break
         per_case = await metric.score_all(ok, ctx)
-        for r, scores in zip(ok, per_case):
+        for r, scores in zip(ok, per_case, strict=True):
             r.scores.update(scores)
     for r in results:
         r.passed = case_passed(r)

@@ -51,7 +51,9 @@ def render(source: str, variables: dict[str, Any]) -> str:
     try:
         return compile_template(source).render(variables)
     except UndefinedError as e:
-        raise ConfigError(f"template error: {e.message}", hint="available: input, expected, contexts, vars, id, tags") from None
+        raise ConfigError(
+            f"template error: {e.message}", hint="available: input, expected, contexts, vars, id, tags"
+        ) from None
     except SecurityError as e:
         raise ConfigError(f"template blocked by the sandbox: {e}") from None
 

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 DOCS = Path(__file__).parent / "docs"
-STOP = set("a an the of to for in on at is are be can do does how what when which who my i you your we our "
-           "and or with within from by it as if this that there".split())
+STOP = set(
+    "a an the of to for in on at is are be can do does how what when which who my i you your we our "
+    "and or with within from by it as if this that there".split()
+)
 
 
 def tokens(text: str) -> list[str]:
@@ -40,7 +42,7 @@ def retrieve(question: str, k: int = 3, k1: float = 1.2, b: float = 0.75) -> lis
     passages, counts, idf, avg = index()
     q = tokens(question)
     scored = []
-    for p, c in zip(passages, counts):
+    for p, c in zip(passages, counts, strict=True):
         length = sum(c.values())
         s = sum(idf.get(t, 0.0) * c[t] * (k1 + 1) / (c[t] + k1 * (1 - b + b * length / avg)) for t in q if t in c)
         scored.append((s, p))

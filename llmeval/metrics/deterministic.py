@@ -70,7 +70,7 @@ class Contains(Metric):
             out, values = out.casefold(), [v.casefold() for v in values]
         hits = [v in out for v in values]
         ok = any(hits) if self.mode == "any" else all(hits)
-        missing = [v for v, h in zip(values, hits) if not h]
+        missing = [v for v, h in zip(values, hits, strict=True) if not h]
         return _check(ok, f"missing: {', '.join(repr(m) for m in missing)}", {"missing": missing})
 
 

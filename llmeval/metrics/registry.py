@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from llmeval.errors import ConfigError
 from llmeval.metrics.base import Metric, NegatedMetric

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC
 from typing import Any
 
 from llmeval.errors import TargetCallError
@@ -109,7 +110,9 @@ def classify(e: Exception) -> TargetCallError:
         # litellm reports an unreachable server as InternalServerError with status 500.
         return TargetCallError("connection_error", message, True, None, None)
     if name in ("APIConnectionError", "ConnectError", "ServiceUnavailableError") and status in (None, 500, 503):
-        return TargetCallError("connection_error" if status is None else "server_error", message, True, retry_after, status)
+        return TargetCallError(
+            "connection_error" if status is None else "server_error", message, True, retry_after, status
+        )
     if status == 429 or name == "RateLimitError":
         return TargetCallError("rate_limited", message, True, retry_after, 429)
     if isinstance(status, int) and status >= 500:
@@ -123,8 +126,11 @@ def _retry_after(e: Exception) -> float | None:
     # litellm keeps the provider's headers in `litellm_response_headers`; its `response` is a
     # synthetic httpx.Response without them.
     resp = getattr(e, "response", None)
-    for headers in (getattr(e, "litellm_response_headers", None), getattr(resp, "headers", None),
-                    getattr(e, "headers", None)):
+    for headers in (
+        getattr(e, "litellm_response_headers", None),
+        getattr(resp, "headers", None),
+        getattr(e, "headers", None),
+    ):
         try:
             value = headers.get("retry-after") or headers.get("Retry-After") if headers else None
         except AttributeError:
@@ -142,11 +148,11 @@ def parse_retry_after(value: Any) -> float | None:
         return max(0.0, float(value))
     except (TypeError, ValueError):
         pass
+    from datetime import datetime
     from email.utils import parsedate_to_datetime
-    from datetime import datetime, timezone
 
     try:
         when = parsedate_to_datetime(str(value))
     except (TypeError, ValueError):
         return None
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -47,8 +47,12 @@ class HttpTarget(Target):
             self._client = httpx.AsyncClient(limits=limits)
         try:
             resp = await self._client.request(
-                request["method"], request["url"], headers=request["headers"], params=request["query"] or None,
-                json=request["body"] if request["method"] != "GET" else None, timeout=timeout,
+                request["method"],
+                request["url"],
+                headers=request["headers"],
+                params=request["query"] or None,
+                json=request["body"] if request["method"] != "GET" else None,
+                timeout=timeout,
             )
         except httpx.TimeoutException as e:
             raise TargetCallError("timeout", f"{type(e).__name__}: {e}", retryable=True) from None
@@ -59,8 +63,13 @@ class HttpTarget(Target):
 
             retryable = resp.status_code == 429 or resp.status_code >= 500
             kind = "rate_limited" if resp.status_code == 429 else ("server_error" if retryable else "client_error")
-            raise TargetCallError(kind, f"HTTP {resp.status_code}: {resp.text[:300]}", retryable,
-                                  parse_retry_after(resp.headers.get("retry-after")), resp.status_code)
+            raise TargetCallError(
+                kind,
+                f"HTTP {resp.status_code}: {resp.text[:300]}",
+                retryable,
+                parse_retry_after(resp.headers.get("retry-after")),
+                resp.status_code,
+            )
         try:
             doc = resp.json()
         except ValueError:
@@ -75,7 +84,9 @@ class HttpTarget(Target):
         if contexts is not None and not isinstance(contexts, list):
             contexts = [contexts]
         text = output if isinstance(output, str) else _json(output)
-        return TargetResponse(text, [c if isinstance(c, str) else _json(c) for c in contexts] if contexts is not None else None)
+        return TargetResponse(
+            text, [c if isinstance(c, str) else _json(c) for c in contexts] if contexts is not None else None
+        )
 
     async def aclose(self) -> None:
         if self._client is not None:

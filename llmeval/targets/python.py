@@ -36,8 +36,10 @@ class PythonTarget(Target):
         try:
             mod = importlib.import_module(module)
         except ImportError as e:
-            raise ConfigError(f"python target '{self.id}': cannot import '{module}': {e}",
-                              hint="the module must be importable from the suite's folder, its parent or the current directory") from None
+            raise ConfigError(
+                f"python target '{self.id}': cannot import '{module}': {e}",
+                hint="the module must be importable from the suite's folder, its parent or the current directory",
+            ) from None
         fn = getattr(mod, attr, None)
         if not callable(fn):
             raise ConfigError(f"python target '{self.id}': '{module}' has no callable '{attr}'")

@@ -1,0 +1,120 @@
+"""What run.json records about a run: its origin, set-up, call counters, never a secret."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmeval import __version__
+from llmeval.runlog import MANIFEST, SCHEMA_VERSION, write_json_atomic
+from llmeval.stats import BOOTSTRAP_RESAMPLES, CI_METHOD
+
+if TYPE_CHECKING:
+    from llmeval.loader import Suite
+    from llmeval.runner import RunOptions
+    from llmeval.targets.base import Target
+
+
+def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
+    """Replace run.json atomically."""
+    write_json_atomic(run_dir / MANIFEST, manifest)
+
+
+def build_manifest(
+    suite: Suite, options: RunOptions, run_id: str, ids: list[str], epochs: int, targets: dict[str, Target]
+) -> dict[str, Any]:
+    """run.json at the start of a run (status partial): where the run came from and how it was set up."""
+    raw_targets = {t["id"]: redact_secrets(t) for t in suite.raw.get("targets", []) if isinstance(t, dict)}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "status": "partial",
+        "suite": {
+            "name": suite.name,
+            "path": str(suite.path),
+            "sha256": suite.sha256,
+            "description": suite.spec.description,
+        },
+        "llmeval_version": __version__,
+        "git_sha": git_sha(suite.dir),
+        "started_at": now(),
+        "finished_at": None,
+        "targets": [{**raw_targets.get(tid, {"id": tid}), "kind": targets[tid].kind} for tid in ids],
+        "judge": redact_secrets(suite.raw.get("judge")),
+        "metrics": [{**m.config(), "keys": m.keys()} for m in suite.metrics],
+        "gates_spec": [
+            g.model_dump(exclude_none=True) | {"line": suite.line_of("gates", i)}
+            for i, g in enumerate(suite.spec.gates)
+        ],
+        "options": {
+            "targets": options.targets,
+            "limit": options.limit,
+            "tags": options.tags,
+            "epochs": epochs,
+            "shard": list(options.shard) if options.shard else None,
+            "vars": options.variables,
+            "concurrency": options.concurrency,
+            "no_cache": options.no_cache,
+            "suite_file": str(suite.path.resolve()),
+        },
+        "stats": {"ci": CI_METHOD, "resamples": BOOTSTRAP_RESAMPLES, "seed": suite.spec.defaults.seed, "level": 0.95},
+        "summary": {},
+        "gates": [],
+    }
+
+
+def redact_secrets(spec: Any) -> Any:
+    """A target or judge as written, with literal keys and secret headers replaced by `<redacted>`.
+
+    `${VAR}` placeholders stay: they name the secret without revealing it."""
+    from llmeval.targets.http import _secret
+
+    def hide(value: Any) -> Any:
+        return value if isinstance(value, str) and "${" in value else "<redacted>"
+
+    if not isinstance(spec, dict):
+        return spec
+    out = dict(spec)
+    if out.get("api_key") is not None:
+        out["api_key"] = hide(out["api_key"])
+    if isinstance(out.get("params"), dict):  # litellm accepts keys and headers in params too
+        out["params"] = {
+            k: hide(v) if k in ("api_key", "extra_headers", "headers") else v for k, v in out["params"].items()
+        }
+    http = out.get("http")
+    if isinstance(http, dict):
+        http = dict(http)
+        for part in ("headers", "query"):
+            if isinstance(http.get(part), dict):
+                http[part] = {k: hide(v) if _secret(str(k)) else v for k, v in http[part].items()}
+        out["http"] = http
+    return out
+
+
+def call_stats(s: Any) -> dict[str, Any]:
+    """Call counters of a target or the judge, as run.json records them."""
+    return {
+        "calls": s.calls,
+        "cached": s.cached,
+        "retries": s.retries,
+        "errors": s.errors,
+        "tokens": s.usage.to_dict(),
+        "cost_usd": round(s.cost_usd, 8),
+    }
+
+
+def now() -> str:
+    """The current UTC time in ISO 8601."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def git_sha(path: Path) -> str | None:
+    """The commit checked out where the suite lives, or None outside a git repository."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
