@@ -7,25 +7,28 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llmeval.errors import UsageError
-from llmeval.gates import GateResult
+from llmeval.gates import DROP_TESTABLE, TARGET_LEVEL, GateResult
 from llmeval.loader import Suite
 from llmeval.records import Result
 from llmeval.runlog import MANIFEST, Run, load_run
 from llmeval.spec import GateSpec
+from llmeval.summary import per_case_values
 
 ALPHA = 0.05
 """Family-wise error rate of the max_drop tests of one run (one-sided, 95% confidence)."""
 POWER = 0.8
 """Power used to estimate how many more cases would settle an inconclusive gate."""
 RESAMPLES = 10_000
-NOT_TESTABLE = {"errors", "cost_usd"}
+NOT_TESTABLE = TARGET_LEVEL - DROP_TESTABLE
+"""Target-level totals with no per-case value to pair (the loader rejects max_drop on them; an old
+run.json read by `llmeval compare` may still hold one)."""
+NO_BASELINE = "no complete baseline run of this suite was found (only runs with status 'complete' qualify)"
 
 RegressionChecker = Callable[[GateSpec, str, str, int], GateResult]
 
@@ -49,13 +52,32 @@ def check_baseline_path(path: Path) -> None:
     if not find_baseline_runs(path):
         raise UsageError(f"--baseline {path}: no run directory there (no run.json in it or below it)",
                          hint="pass a folder under runs/ or the folder a baseline artifact was downloaded to")
+    p = Path(path)
+    if (p / MANIFEST).is_file() or (p.is_file() and p.name == MANIFEST):
+        _check_complete(p.parent if p.is_file() else p)
+
+
+def _status(run_dir: Path) -> str | None:
+    try:
+        return str(json.loads((run_dir / MANIFEST).read_text(encoding="utf-8")).get("status", "partial"))
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+def _check_complete(run_dir: Path) -> None:
+    """A partial or failed run would compare the candidate against whatever subset it reached."""
+    status = _status(run_dir)
+    if status != "complete":
+        raise UsageError(f"--baseline {run_dir}: its status is '{status or 'unreadable'}'; only a complete run "
+                         "can be a baseline", hint="pass a run that finished (status 'complete' in its run.json)")
 
 
 def load_baseline(path: str | Path, suite: Suite) -> Run | None:
-    """The baseline run for `suite`: the run at `path`, or the newest run of the same suite
-    name below it; None when a folder of runs has none for this suite."""
+    """The baseline run for `suite`: the run at `path` (UsageError unless complete), or the newest
+    complete run of the same suite name below it; None when a folder of runs has none."""
     p = Path(path)
     if (p / MANIFEST).is_file() or (p.is_file() and p.name == MANIFEST):
+        _check_complete(p.parent if p.is_file() else p)
         return load_run(p)
     runs = find_baseline_runs(p)
     if not runs:
@@ -66,7 +88,7 @@ def load_baseline(path: str | Path, suite: Suite) -> Run | None:
             m = json.loads((r / MANIFEST).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             continue
-        if (m.get("suite") or {}).get("name") == suite.name:
+        if (m.get("suite") or {}).get("name") == suite.name and m.get("status") == "complete":
             same.append((m.get("finished_at") or "", m.get("run_id") or r.name, r))
     return load_run(max(same)[2]) if same else None
 
@@ -93,60 +115,52 @@ class _Test:
 
 
 def regression_checker(baseline_run: Run | None, results: list[Result], suite: Suite) -> RegressionChecker:
-    """A callable deciding each max_drop gate; every test is computed up front so that
-    Holm-Bonferroni can adjust over all of them."""
-    seed = suite.spec.defaults.seed
+    """A callable deciding each max_drop gate of `suite` for `llmeval run --baseline`."""
     present = {r.target for r in results}
     target_ids = [t.id for t in suite.spec.targets if t.id in present]
+    base = baseline_run.results if baseline_run is not None else None
+    label = str(baseline_run.dir) if baseline_run is not None else None
+    return drop_checker(suite.spec.gates, target_ids, suite.spec.defaults.seed, base, results, label)
+
+
+def drop_checker(gates: list[GateSpec], target_ids: list[str], seed: int, base_results: list[Result] | None,
+                 cand_results: list[Result], baseline_label: str | None = None) -> RegressionChecker:
+    """A callable deciding each max_drop gate from plain inputs (`base_results` None: no baseline);
+    every test is computed up front so that Holm-Bonferroni can adjust over all of them."""
     tests: dict[tuple[int, str], _Test] = {}
-    for i, g in enumerate(suite.spec.gates):
+    for i, g in enumerate(gates):
         if g.max_drop is None:
             continue
         for tid in [g.target] if g.target else target_ids:
-            tests[(i, tid)] = _paired_test(g, tid, baseline_run, results, seed)
+            tests[(i, tid)] = _paired_test(g, tid, base_results, cand_results, seed)
     _holm([t for t in tests.values() if t.p is not None])
-    base_label = str(baseline_run.dir) if baseline_run is not None else None
 
     def check(gate: GateSpec, target_id: str, name: str, index: int) -> GateResult:
         t = tests.get((index, target_id))
         if t is None:  # a gate/target pair the suite did not announce: tested alone
-            t = _paired_test(gate, target_id, baseline_run, results, seed)
+            t = _paired_test(gate, target_id, base_results, cand_results, seed)
             _holm([t] if t.p is not None else [])
-        return _verdict(t, name, index, base_label)
+        return _verdict(t, name, index, baseline_label)
 
     return check
 
 
-def _per_case(results: list[Result], target: str, metric: str) -> dict[str, float]:
-    """Value per case id for one target, averaged over epochs; errors and nulls left out."""
-    acc: dict[str, list[float]] = defaultdict(list)
-    for r in results:
-        if r.target != target or r.error is not None:
-            continue
-        if metric == "pass_rate":
-            if r.passed is not None:
-                acc[r.case_id].append(1.0 if r.passed else 0.0)
-            continue
-        s = r.scores.get(metric)
-        if s is not None and s.value is not None:
-            acc[r.case_id].append(float(s.value))
-    return {cid: sum(v) / len(v) for cid, v in acc.items()}
-
-
-def _paired_test(g: GateSpec, tid: str, baseline: Run | None, results: list[Result], seed: int) -> _Test:
+def _paired_test(g: GateSpec, tid: str, base_results: list[Result] | None, results: list[Result],
+                 seed: int) -> _Test:
     import numpy as np
 
-    from llmeval.stats import paired_delta_ci, paired_deltas
+    from llmeval.stats import paired_deltas
 
     t = _Test(g, tid, 0)
     if g.metric in NOT_TESTABLE:
         t.skip = f"max_drop applies to metric scores and pass_rate, not {g.metric}"
         return t
-    if baseline is None:
-        t.skip = "no baseline run of this suite was found"
+    if base_results is None:
+        t.skip = NO_BASELINE
         return t
-    cand = _per_case(results, tid, g.metric)
-    base = _per_case(baseline.results, tid, g.metric)
+    # The same pairing as `llmeval compare`: for pass_rate an errored case counts as failed.
+    cand = per_case_values(results, tid, g.metric)
+    base = per_case_values(base_results, tid, g.metric)
     if not base:
         t.skip = f"the baseline has no {g.metric} values for target {tid}"
         return t
@@ -155,11 +169,14 @@ def _paired_test(g: GateSpec, tid: str, baseline: Run | None, results: list[Resu
     if len(common) < 2:
         t.skip = f"only {len(common)} case(s) in both runs; a comparison needs at least 2"
         return t
-    b = [base[c] for c in common]
-    c = [cand[c] for c in common]
-    t.base_mean, t.cand_mean = float(np.mean(b)), float(np.mean(c))
-    t.delta, t.lo, t.hi, _ = paired_delta_ci(b, c, seed=seed, resamples=RESAMPLES)
-    diffs = np.asarray(c) - np.asarray(b)
+    b = np.asarray([base[c] for c in common], dtype=float)
+    c = np.asarray([cand[c] for c in common], dtype=float)
+    diffs = c - b
+    t.base_mean, t.cand_mean, t.delta = float(b.mean()), float(c.mean()), float(diffs.mean())
+    # One bootstrap serves both the 95% CI and the one-sided p-value (same seed as stats.paired_delta_ci).
+    boots = paired_deltas(b, c, seed=seed, resamples=RESAMPLES)
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    t.lo, t.hi = float(lo), float(hi)
     t.sd = float(diffs.std(ddof=1))
     bound = -float(g.max_drop or 0.0)
     if t.sd == 0.0:
@@ -167,7 +184,6 @@ def _paired_test(g: GateSpec, tid: str, baseline: Run | None, results: list[Resu
     else:
         # One-sided bootstrap p-value of H0 "delta >= -max_drop": the share of resampled mean
         # deltas at or above the bound (rejecting at 5% <=> the one-sided 95% upper bound is below it).
-        boots = paired_deltas(b, c, seed=seed, resamples=RESAMPLES)
         t.p = float((boots >= bound).mean())
     return t
 

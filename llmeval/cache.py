@@ -66,9 +66,6 @@ class ResponseCache:
             (key, kind, time.time(), json.dumps(value, ensure_ascii=False)),
         )
 
-    def commit(self) -> None:
-        """Kept for callers: every put is already committed."""
-
     def close(self) -> None:
         if self._db is not None:
             self._db.close()

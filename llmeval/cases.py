@@ -66,7 +66,10 @@ def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any) -> list
                     *position(tree, ("dataset",)),
                     hint="map the input column with dataset.fields.input",
                 )
-            case = _row_case(row, fields, n, spec.dataset.tags)
+            try:
+                case = _row_case(row, fields, n, spec.dataset.tags)
+            except ConfigError as e:
+                raise ConfigError(f"{spec.dataset.path}: {e.message}", where, *position(tree, loc)) from None
             if case.id in seen:
                 raise ConfigError(
                     f"duplicate case id '{case.id}' in dataset row {n + 1} (also {seen[case.id]})",
@@ -95,6 +98,11 @@ def _row_case(row: dict[str, Any], fields: dict[str, str], n: int, extra_tags: l
     tags = get("tags")
     tags = [str(t) for t in tags] if _is_listlike(tags) else ([str(tags)] if tags else [])
     variables = get("vars") or {}
+    if not isinstance(variables, dict):
+        raise ConfigError(
+            f"dataset row {n + 1}: '{fields['vars']}' must be a mapping of template variables, "
+            f"got {type(variables).__name__}"
+        )
     used = {fields[k] for k in fields}
     meta = {k: _plain(v) for k, v in row.items() if k not in used}
     return Case(
@@ -142,19 +150,28 @@ def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
     suffix = p.suffix.lower()
     if suffix == ".jsonl":
         rows = []
-        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(_text(p, path).splitlines(), 1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise ConfigError(f"{path} line {n}: invalid JSON: {e.msg}") from None
+                if not isinstance(row, dict):
+                    raise ConfigError(f"{path} line {n}: expected a JSON object, got {type(row).__name__}")
+                rows.append(row)
         return rows
     if suffix == ".json":
-        data = json.loads(p.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(_text(p, path))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
         if isinstance(data, dict):
             data = next((v for v in data.values() if isinstance(v, list)), None)
         if not isinstance(data, list):
             raise ConfigError(f"{path}: expected a JSON list of objects")
+        bad = next((i for i, row in enumerate(data) if not isinstance(row, dict)), None)
+        if bad is not None:
+            raise ConfigError(f"{path}: item {bad + 1} is a {type(data[bad]).__name__}, expected a JSON object")
         return data
     if suffix in (".csv", ".parquet"):
         try:
@@ -163,11 +180,24 @@ def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
             raise ConfigError(
                 "reading .csv/.parquet datasets needs pandas", hint="pip install 'llmeval[data]'"
             ) from None
-        frame = pd.read_csv(p) if suffix == ".csv" else pd.read_parquet(p)
+        try:
+            frame = pd.read_csv(p) if suffix == ".csv" else pd.read_parquet(p)
+        except ImportError as e:  # parquet without pyarrow: a missing dependency, said as such
+            raise ConfigError(f"cannot read {path}: {e}", hint="pip install 'llmeval[data]'") from None
+        except Exception as e:  # pandas raises many types for a bad file (ParserError, ArrowInvalid, ...)
+            first = (str(e).splitlines() or [""])[0][:200]
+            raise ConfigError(f"cannot read {path}: {type(e).__name__}: {first}") from None
         return frame.to_dict(orient="records")
     raise ConfigError(
         f"unsupported dataset format '{suffix}' for {path}", hint="use .jsonl, .json, .csv, .parquet or hf:NAME@SPLIT"
     )
+
+
+def _text(p: Path, path: str) -> str:
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
 
 
 def _read_hf(ref: str, base: Path) -> list[dict[str, Any]]:

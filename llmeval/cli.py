@@ -144,10 +144,16 @@ def run(
 def _run_all(suites: list[Path], options: Any, use_github: bool, json_out: bool, quiet: bool) -> None:
     from llmeval.errors import LlmevalError
     from llmeval.loader import load_suite
-    from llmeval.runner import run_suite
+    from llmeval.runner import plan, run_suite
 
-    for s in suites:  # every suite is checked before anything is called
-        load_suite(s, options.variables)
+    # Every suite is loaded and planned (unknown -t, no cases for --tag) before anything is called.
+    # With --resume the run's saved options and vars apply, so run_suite loads the suite itself.
+    loaded: list[Any] = []
+    for s in suites:
+        suite = load_suite(s, options.variables)
+        if options.resume is None:
+            plan(suite, options)
+        loaded.append(suite if options.resume is None else s)
     show = not quiet and not json_out
     options.quiet = not show
     if show and sys.stderr.isatty():
@@ -155,9 +161,9 @@ def _run_all(suites: list[Path], options: Any, use_github: bool, json_out: bool,
 
         options.progress = RunProgress
     outcomes, code, failure = [], 0, None
-    for s in suites or [None]:
+    for s in loaded or [None]:
         try:
-            outcome = run_suite(s, options)  # type: ignore[arg-type]
+            outcome = run_suite(s, options)
         except LlmevalError as e:
             if e.exit_code != 3:
                 raise

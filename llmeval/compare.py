@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from llmeval.records import Result
-from llmeval.report.view import metric_keys
 from llmeval.runlog import Run
+from llmeval.summary import case_value, metric_keys
 
 Z_975, Z_80 = 1.959963984540054, 0.8416212335729143
 METHOD = {
@@ -20,7 +20,8 @@ METHOD = {
     "mde": "(z_0.975 + z_0.80) * sd(paired differences) / sqrt(n): smallest true delta a two-sided 5% test "
            "detects with 80% power (normal approximation)",
     "corpus": "corpus BLEU: paired bootstrap resampling cases' summed n-gram statistics (as sacrebleu's paired-bs)",
-    "pass": "a case passes a metric when it passes in more than half of its epochs",
+    "pass": "a case passes a metric when it passes in more than half of its epochs (McNemar's flips); the "
+            "pass_rate delta pairs each case's share of passing epochs, an errored epoch counting as failed",
     "multiplicity": "each metric is tested on its own at 5%: with many metrics, expect some false alarms",
 }
 REGRESSED, IMPROVED, NO_CHANGE, NOT_COMPARABLE = "regressed", "improved", "no significant change", "not comparable"
@@ -172,12 +173,6 @@ def _group(results: list[Result]) -> dict[tuple[str, str], list[Result]]:
     return out
 
 
-def case_value(rs: list[Result], key: str) -> float | None:
-    """A case's value for one metric: the mean over epochs of its non-null values."""
-    vals = [s.value for r in rs if (s := r.scores.get(key)) is not None and s.value is not None]
-    return sum(vals) / len(vals) if vals else None
-
-
 def case_passed(rs: list[Result], key: str | None = None) -> bool | None:
     """Whether a case passes (one metric, or overall when key is None) in most of its epochs."""
     if key is None:
@@ -236,10 +231,12 @@ def _pass_rate_delta(tid: str, pairs: list[tuple[list[Result], list[Result]]], s
                      resamples: int) -> MetricDelta:
     from llmeval.stats import mcnemar_exact, paired_delta_ci
 
-    base = [1.0 if case_passed(brs) else 0.0 for brs, _ in pairs]
-    cand = [1.0 if case_passed(crs) else 0.0 for _, crs in pairs]
-    b = sum(1 for x, y in zip(base, cand, strict=True) if x > y)
-    c = sum(1 for x, y in zip(base, cand, strict=True) if y > x)
+    # The same per-case values as a max_drop gate on pass_rate (llmeval.summary.case_value).
+    base = [case_value(brs, "pass_rate") or 0.0 for brs, _ in pairs]
+    cand = [case_value(crs, "pass_rate") or 0.0 for _, crs in pairs]
+    flips = [(bool(case_passed(brs)), bool(case_passed(crs))) for brs, crs in pairs]
+    b = sum(1 for x, y in flips if x and not y)
+    c = sum(1 for x, y in flips if y and not x)
     mc = McNemar(b, c, mcnemar_exact(b, c))
     if len(base) < 2:
         return MetricDelta(tid, "pass_rate", "pass_rate", len(base), _mean(base), _mean(cand), None, None, None,
@@ -344,23 +341,18 @@ def _case_change(brs: list[Result], crs: list[Result], keys: list[str]) -> CaseC
 def max_drop_gates(base: Run, cand: Run) -> list[Any]:
     """The candidate suite's `max_drop` gates (run.json `gates_spec`) decided against `base` by the
     same test as `llmeval run --baseline` (llmeval.baseline: one-sided bootstrap, Holm-Bonferroni)."""
-    from types import SimpleNamespace
-
-    from llmeval.baseline import regression_checker
+    from llmeval.baseline import drop_checker
     from llmeval.gates import gate_name
     from llmeval.spec import GateSpec
 
     gates = [GateSpec.model_validate({k: v for k, v in g.items() if k != "line"})
              for g in cand.manifest.get("gates_spec", [])]
     seed = int((cand.manifest.get("stats") or {}).get("seed") or 0)
-    # regression_checker reads only these fields of a Suite; the suite file may be gone by now.
-    targets = [SimpleNamespace(id=t) for t in cand.targets]
-    spec = SimpleNamespace(gates=gates, targets=targets, defaults=SimpleNamespace(seed=seed))
-    suite: Any = SimpleNamespace(spec=spec)
-    check = regression_checker(base, cand.results, suite)
     present = {r.target for r in cand.results}
+    target_ids = [t for t in cand.targets if t in present]
+    check = drop_checker(gates, target_ids, seed, base.results, cand.results, str(base.dir))
     return [check(g, tid, gate_name(g), i) for i, g in enumerate(gates) if g.max_drop is not None
-            for tid in ([g.target] if g.target else [t for t in cand.targets if t in present])]
+            for tid in ([g.target] if g.target else target_ids)]
 
 
 @dataclass

@@ -154,6 +154,9 @@ class Engine:
         except ConfigError as e:  # a template that fails for this case only
             error = ErrorInfo("template_error", e.message)
             stats.errors += 1
+        except Exception as e:  # a bug in a target or a bad response: record it, keep the run going
+            error = ErrorInfo(type(e).__name__, str(e))
+            stats.errors += 1
         return Result(
             case_id=case.id, target=item.target, epoch=item.epoch, input=case.input,
             expected=case.expected,

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from llmeval.spec import GateSpec
 
-TARGET_LEVEL = {"pass_rate", "errors", "cost_usd"}
+TARGET_VALUES: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
+    "pass_rate": (lambda e: e.get("pass_rate"), "no value: no case of this target ran"),
+    "errors": (lambda e: e.get("errors"), "no value: no case of this target ran"),
+    "cost_usd": (lambda e: e.get("cost_usd"), "no cost known for this target (it reports no cost per call)"),
+    "latency_p50": (lambda e: (e.get("latency_ms") or {}).get("p50"), "no latency known: every case errored"),
+    "latency_p95": (lambda e: (e.get("latency_ms") or {}).get("p95"), "no latency known: every case errored"),
+    "tokens_prompt": (lambda e: (e.get("tokens") or {}).get("prompt"), "no value: no case of this target ran"),
+    "tokens_completion": (lambda e: (e.get("tokens") or {}).get("completion"), "no value: no case of this target ran"),
+}
+"""The target-level values a gate may name (from summary[target]), each with the note of a gate
+whose value is unknown; latency is in milliseconds. The loader rejects gates on other reserved names."""
+TARGET_LEVEL = set(TARGET_VALUES)
+DROP_TESTABLE = {"pass_rate"}
+"""Target-level values a max_drop gate can test per case against a baseline (metric scores can too)."""
+
+
+def gate_value(metric: str, entry: dict[str, Any]) -> tuple[float | None, str]:
+    """The value a gate on `metric` checks in summary[target], and the note to give when it is None."""
+    if metric in TARGET_VALUES:
+        get, why = TARGET_VALUES[metric]
+        return get(entry), why if entry else "no value: no case of this target ran"
+    return (entry.get(metric) or {}).get("mean"), "no value: every case errored or was not scored"
 
 
 @dataclass
@@ -48,7 +70,7 @@ def evaluate_gates(
     for i, g in enumerate(gates):
         for tid in [g.target] if g.target else target_ids:
             entry = summary.get(tid, {})
-            value = entry.get(g.metric) if g.metric in TARGET_LEVEL else (entry.get(g.metric) or {}).get("mean")
+            value, why = gate_value(g.metric, entry)
             name = gate_name(g)
             if g.min is not None or g.max is not None:
                 if value is None:
@@ -61,7 +83,8 @@ def evaluate_gates(
                             g.min if g.min is not None else g.max,
                             False,
                             "min" if g.min is not None else "max",
-                            "no value: every case errored or was not scored",
+                            # A gate that cannot be checked must not pass silently.
+                            why,
                             i,
                         )
                     )

@@ -6,9 +6,32 @@ import asyncio
 from typing import Any
 
 from llmeval.cache import ResponseCache, cache_key
-from llmeval.engine import CallPolicy, CallStats, call_with_retries
+from llmeval.engine import CallPolicy, CallStats, call_with_retries, policy_for
 from llmeval.records import Completion
-from llmeval.spec import JudgeSpec
+from llmeval.secrets import SECRET_FIELDS, fingerprint
+from llmeval.spec import Defaults, JudgeSpec
+
+
+class JudgePool:
+    """Builds every judge of a run (the suite's and each metric's own) with the suite's call
+    defaults and the run's cache; all of them count into one `stats` (run.json's judge_usage)."""
+
+    def __init__(self, cache: ResponseCache, defaults: Defaults | None = None,
+                 concurrency: int | None = None) -> None:
+        self.cache = cache
+        self.defaults = defaults if defaults is not None else Defaults()
+        self.concurrency = concurrency
+        self.stats = CallStats()
+        self._judges: dict[str, Judge] = {}
+
+    def judge(self, spec: JudgeSpec | None) -> Judge:
+        """The judge for `spec` (one per distinct spec, so its concurrency limit is shared);
+        `spec=None` gives a judge slot that only hands out metric-level judges."""
+        key = spec.model_dump_json() if spec is not None else ""
+        if key not in self._judges:
+            policy = policy_for(spec, self.defaults, self.concurrency) if spec is not None else CallPolicy()
+            self._judges[key] = Judge(spec, policy, self.cache, pool=self)
+        return self._judges[key]
 
 
 class Judge:
@@ -16,24 +39,25 @@ class Judge:
 
     Tokens and cost are counted in `stats`, separately from the targets'."""
 
-    def __init__(self, spec: JudgeSpec, policy: CallPolicy, cache: ResponseCache) -> None:
+    def __init__(self, spec: JudgeSpec | None, policy: CallPolicy, cache: ResponseCache,
+                 pool: JudgePool | None = None) -> None:
         self.spec = spec
         self.policy = policy
         self.cache = cache
-        self.stats = CallStats()
+        self.pool = pool if pool is not None else JudgePool(cache)
+        self.stats = self.pool.stats
         self._sem = asyncio.Semaphore(policy.concurrency)
 
     @property
-    def model(self) -> str:
-        return self.spec.model
+    def model(self) -> str | None:
+        return self.spec.model if self.spec is not None else None
 
     def with_overrides(self, spec: JudgeSpec | None) -> Judge:
-        """A judge for a metric that names its own model; shares this one's cache and stats."""
+        """A metric's own judge, with its own call policy (suite defaults for what it leaves out),
+        sharing this judge's cache and stats."""
         if spec is None:
             return self
-        other = Judge(spec, self.policy, self.cache)
-        other.stats = self.stats
-        return other
+        return self.pool.judge(spec)
 
     async def complete(
         self,
@@ -50,9 +74,16 @@ class Judge:
         Raises TargetCallError when it still fails after retries."""
         from llmeval.providers.chat import acomplete
 
+        if self.spec is None:
+            raise ValueError("no judge configured: the suite has no `judge:` and the metric names none")
         merged = {**self.spec.params, **(params or {})}
-        identity = {"kind": "judge", "model": self.spec.model, "messages": messages, "params": merged,
+        identity = {"kind": "judge", "model": self.spec.model, "messages": messages,
+                    "params": {k: v for k, v in merged.items() if k not in SECRET_FIELDS},
                     "logprobs": logprobs, "top_logprobs": top_logprobs, "score_tokens": score_tokens}
+        # The server picks the answer (two hosts may serve one model name): its hash joins the key.
+        base = self.spec.api_base or merged.get("api_base") or merged.get("base_url")
+        if base:
+            identity["api_base"] = fingerprint(str(base))
         key = cache_key(identity, sample)
         hit = self.cache.get(key)
         if hit is not None:

@@ -11,13 +11,15 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 
 from llmeval.errors import ConfigError
+from llmeval.gates import DROP_TESTABLE, TARGET_LEVEL
 from llmeval.metrics.base import Metric
 from llmeval.records import Case
 from llmeval.spec import SuiteSpec
 from llmeval.templates import check_template, render, template_strings
 from llmeval.yamlpos import parse_yaml, position, resolve_env, to_plain
 
-RESERVED_SCORE_NAMES = {"pass_rate", "errors", "latency_ms", "tokens", "cost_usd", "n"}
+RESERVED_SCORE_NAMES = {"n", "n_cases", "cached", "latency_ms", "tokens"} | TARGET_LEVEL
+"""Names in summary[target] beside the metric scores (and the gateable values): no metric may use them."""
 
 
 @dataclass
@@ -279,9 +281,26 @@ def _check_templates(spec: SuiteSpec, cases: list[Case], where: str, tree: Any) 
 
 
 def _check_gates(spec: SuiteSpec, metrics: list[Metric], where: str, tree: Any) -> None:
-    names = {k for m in metrics for k in m.keys()} | RESERVED_SCORE_NAMES
+    scores = {k for m in metrics for k in m.keys()}
+    names = scores | TARGET_LEVEL
     ids = {t.id for t in spec.targets}
+    gateable = ", ".join(sorted(TARGET_LEVEL))
     for gi, g in enumerate(spec.gates):
+        if g.metric in RESERVED_SCORE_NAMES and g.metric not in TARGET_LEVEL:
+            raise ConfigError(
+                f"a gate cannot check '{g.metric}'",
+                where,
+                *position(tree, ("gates", gi, "metric")),
+                hint=f"gate on a metric score or on one of: {gateable} (latency in ms)",
+            )
+        if g.max_drop is not None and g.metric in TARGET_LEVEL and g.metric not in DROP_TESTABLE:
+            raise ConfigError(
+                f"max_drop cannot be checked on '{g.metric}': a baseline comparison pairs per-case values",
+                where,
+                *position(tree, ("gates", gi, "max_drop")),
+                hint=f"use min/max on {g.metric}; max_drop works on metric scores and "
+                f"{', '.join(sorted(DROP_TESTABLE))}",
+            )
         if g.metric not in names:
             import difflib
 

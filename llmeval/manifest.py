@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmeval import __version__
 from llmeval.runlog import MANIFEST, SCHEMA_VERSION, write_json_atomic
+from llmeval.secrets import redact
 from llmeval.stats import BOOTSTRAP_RESAMPLES, CI_METHOD
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ def build_manifest(
     suite: Suite, options: RunOptions, run_id: str, ids: list[str], epochs: int, targets: dict[str, Target]
 ) -> dict[str, Any]:
     """run.json at the start of a run (status partial): where the run came from and how it was set up."""
-    raw_targets = {t["id"]: redact_secrets(t) for t in suite.raw.get("targets", []) if isinstance(t, dict)}
+    raw_targets = {t["id"]: redact(t) for t in suite.raw.get("targets", []) if isinstance(t, dict)}
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -41,8 +42,8 @@ def build_manifest(
         "started_at": now(),
         "finished_at": None,
         "targets": [{**raw_targets.get(tid, {"id": tid}), "kind": targets[tid].kind} for tid in ids],
-        "judge": redact_secrets(suite.raw.get("judge")),
-        "metrics": [{**m.config(), "keys": m.keys()} for m in suite.metrics],
+        "judge": redact(suite.raw.get("judge")),
+        "metrics": metric_configs(suite),
         "gates_spec": [
             g.model_dump(exclude_none=True) | {"line": suite.line_of("gates", i)}
             for i, g in enumerate(suite.spec.gates)
@@ -64,32 +65,26 @@ def build_manifest(
     }
 
 
-def redact_secrets(spec: Any) -> Any:
-    """A target or judge as written, with literal keys and secret headers replaced by `<redacted>`.
-
-    `${VAR}` placeholders stay: they name the secret without revealing it."""
-    from llmeval.targets.http import _secret
-
-    def hide(value: Any) -> Any:
-        return value if isinstance(value, str) and "${" in value else "<redacted>"
-
-    if not isinstance(spec, dict):
-        return spec
-    out = dict(spec)
-    if out.get("api_key") is not None:
-        out["api_key"] = hide(out["api_key"])
-    if isinstance(out.get("params"), dict):  # litellm accepts keys and headers in params too
-        out["params"] = {
-            k: hide(v) if k in ("api_key", "extra_headers", "headers") else v for k, v in out["params"].items()
-        }
-    http = out.get("http")
-    if isinstance(http, dict):
-        http = dict(http)
-        for part in ("headers", "query"):
-            if isinstance(http.get(part), dict):
-                http[part] = {k: hide(v) if _secret(str(k)) else v for k, v in http[part].items()}
-        out["http"] = http
+def metric_configs(suite: Suite) -> list[dict[str, Any]]:
+    """Each metric's config for run.json, secrets hidden: a metric's own `judge:` is taken from the
+    suite as written (so `${VAR}` placeholders stay visible), never from its resolved options."""
+    raw = suite.raw.get("metrics") if isinstance(suite.raw, dict) else None
+    out = []
+    for i, m in enumerate(suite.metrics):
+        cfg = redact(m.config(), resolved=True)
+        if "judge" in cfg:
+            entry = _raw_options(raw, getattr(m, "index", i))
+            if isinstance(entry, dict) and isinstance(entry.get("judge"), dict):
+                cfg["judge"] = redact(entry["judge"])
+        out.append({**cfg, "keys": m.keys()})
     return out
+
+
+def _raw_options(raw: Any, i: int) -> Any:
+    """The options mapping of metrics entry `i` as written (`{geval: {...}}` -> `{...}`)."""
+    if not isinstance(raw, list) or not 0 <= i < len(raw) or not isinstance(raw[i], dict) or len(raw[i]) != 1:
+        return None
+    return next(iter(raw[i].values()))
 
 
 def call_stats(s: Any) -> dict[str, Any]:

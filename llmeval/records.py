@@ -18,13 +18,6 @@ class Case:
     vars: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def references(self) -> list[str]:
-        """`expected` as a list of reference strings (empty when there is none)."""
-        if self.expected is None:
-            return []
-        return [self.expected] if isinstance(self.expected, str) else list(self.expected)
-
     def template_vars(self) -> dict[str, Any]:
         """The variables a Jinja prompt or request body sees for this case."""
         return {

@@ -34,11 +34,11 @@ def rescore_run(run_dir: str | Path, suite_path: str | Path | None = None, out_d
     results = [_unscored(r) for r in old.results]
     run_id = new_run_id(suite.name)
     new_dir = (Path(out_dir) if out_dir is not None else old.dir.parent) / run_id
-    manifest = _manifest(old, suite, run_id)
-    writer = RunWriter(new_dir)
-    writer.write_manifest(manifest)
     options = RunOptions(out_dir=new_dir.parent, no_cache=no_cache,
                          formats=list(formats) if formats is not None else ["html", "md", "junit"])
+    manifest = _manifest(old, suite, run_id, ids, options)
+    writer = RunWriter(new_dir)
+    writer.write_manifest(manifest)
     judge, ctx = asyncio.run(_score(suite, results, options))
     writer.rewrite_results(results)
     writer.close()
@@ -54,9 +54,12 @@ def _unscored(r: Result) -> Result:
 async def _score(suite: Any, results: list[Result], options: Any) -> tuple[Any, Any]:
     from llmeval.cache import ResponseCache
     from llmeval.metrics.base import ScoringContext
+    from llmeval.providers.preload import preload_local_models
     from llmeval.runner import make_judge, metrics_dir
     from llmeval.scoring import score_results
 
+    # A local judge loads (maybe converting a GGUF file) before the first timed judge call.
+    await preload_local_models(suite, {}, options.quiet)
     cache = ResponseCache(enabled=not options.no_cache)
     try:
         judge = make_judge(suite, cache, options)
@@ -70,25 +73,22 @@ async def _score(suite: Any, results: list[Result], options: Any) -> tuple[Any, 
     return judge, ctx
 
 
-def _manifest(old: Run, suite: Any, run_id: str) -> dict[str, Any]:
-    """The old manifest with what rescoring changes: run id, suite, judge, metrics, gates, stats."""
-    from llmeval import __version__
-    from llmeval.manifest import now, redact_secrets
-    from llmeval.stats import BOOTSTRAP_RESAMPLES, CI_METHOD
+def _manifest(old: Run, suite: Any, run_id: str, ids: list[str], options: Any) -> dict[str, Any]:
+    """run.json as a run of the current suite builds it, keeping what describes the stored outputs
+    (targets, selection options, target call counters) from the old run, plus `rescored_from`."""
+    from types import SimpleNamespace
 
-    m = copy.deepcopy(old.manifest)
-    for stale in ("summary", "gates", "judge_usage", "metric_notes", "baseline"):
-        m.pop(stale, None)
-    m.update(
-        run_id=run_id, status="partial", llmeval_version=__version__, started_at=now(), finished_at=None,
-        suite={"name": suite.name, "path": str(suite.path), "sha256": suite.sha256,
-               "description": suite.spec.description},
-        judge=redact_secrets(suite.raw.get("judge")),
-        metrics=[{**x.config(), "keys": x.keys()} for x in suite.metrics],
-        gates_spec=[g.model_dump(exclude_none=True) | {"line": suite.line_of("gates", i)}
-                    for i, g in enumerate(suite.spec.gates)],
-        stats={"ci": CI_METHOD, "resamples": BOOTSTRAP_RESAMPLES, "seed": suite.spec.defaults.seed, "level": 0.95},
-        rescored_from={"run_id": old.run_id, "dir": str(old.dir), "started_at": old.manifest.get("started_at")},
-        summary={}, gates=[],
-    )
+    from llmeval.manifest import build_manifest
+    from llmeval.secrets import redact
+
+    kinds = {t.get("id"): t.get("kind") for t in old.manifest.get("targets") or [] if isinstance(t, dict)}
+    targets = {tid: SimpleNamespace(kind=kinds.get(tid, "recorded")) for tid in ids}
+    old_options = old.manifest.get("options") or {}
+    m = build_manifest(suite, options, run_id, ids, int(old_options.get("epochs") or 1), targets)
+    if old.manifest.get("targets"):
+        m["targets"] = [redact(t) for t in old.manifest["targets"]]  # what produced the outputs
+    m["options"] = {**copy.deepcopy(old_options), "no_cache": options.no_cache}
+    if "calls" in old.manifest:
+        m["calls"] = copy.deepcopy(old.manifest["calls"])
+    m["rescored_from"] = {"run_id": old.run_id, "dir": str(old.dir), "started_at": old.manifest.get("started_at")}
     return m

@@ -66,8 +66,9 @@ class RunWriter:
         self._f.close()
 
 
-def read_results(run_dir: Path) -> list[Result]:
-    """Every complete line of results.jsonl; a torn last line (after a kill) is dropped and truncated away."""
+def read_results(run_dir: Path, truncate_torn: bool = False) -> list[Result]:
+    """Every complete line of results.jsonl; a torn last line (after a kill) is skipped, and cut
+    from the file only with `truncate_torn` (resume, before appending): readers change nothing."""
     path = run_dir / RESULTS
     if not path.exists():
         return []
@@ -82,7 +83,7 @@ def read_results(run_dir: Path) -> list[Result]:
         except (json.JSONDecodeError, KeyError, TypeError):
             break
         good += len(raw)
-    if good < len(data):
+    if truncate_torn and good < len(data):
         with path.open("r+b") as f:
             f.truncate(good)
     return results

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from llmeval.gates import GateResult, evaluate_gates
 from llmeval.loader import Suite, load_suite
 from llmeval.manifest import build_manifest, call_stats, now, write_manifest
 from llmeval.metrics.base import ScoringContext
+from llmeval.providers.preload import preload_local_models
 from llmeval.records import Result
 from llmeval.runlog import RunWriter, load_run, new_run_id, read_results
 from llmeval.scoring import score_results
@@ -64,18 +62,32 @@ class RunOutcome:
         return self.exit_code == 0
 
 
-def run_suite(suite_path: str | Path, options: RunOptions) -> RunOutcome:
-    """Run one suite end to end and write its run directory; raises Interrupted on Ctrl-C/SIGTERM."""
+def run_suite(suite: Suite | str | Path | None, options: RunOptions) -> RunOutcome:
+    """Run one suite (a loaded Suite or a path; None with --resume) end to end and write its run
+    directory; raises Interrupted on Ctrl-C/SIGTERM."""
     resume_manifest = None
     if options.resume is not None:
         resume_manifest = load_run(options.resume).manifest
         # The absolute path first: a resume may start from another working directory.
         saved_file = resume_manifest.get("options", {}).get("suite_file")
-        if not suite_path:
-            suite_path = saved_file if saved_file and Path(saved_file).exists() else resume_manifest["suite"]["path"]
+        if not suite:
+            suite = saved_file if saved_file and Path(saved_file).exists() else resume_manifest["suite"]["path"]
         _restore_options(options, resume_manifest)
-    suite = load_suite(suite_path, options.variables)
+    if not isinstance(suite, Suite):
+        suite = load_suite(suite or "", options.variables)
+    if resume_manifest is not None:
+        check_unchanged(suite, resume_manifest, options.resume)
     return asyncio.run(_run(suite, options, resume_manifest))
+
+
+def check_unchanged(suite: Suite, manifest: dict[str, Any], run_dir: Path | None) -> None:
+    """Refuse to resume a run whose suite file was edited since: old and new results would mix."""
+    saved = manifest.get("suite", {}).get("sha256")
+    if saved and saved != suite.sha256:
+        raise UsageError(
+            f"{suite.path} changed since the run started; resuming would mix results of two versions of the suite",
+            hint=f"restore the file, or start a new run without --resume {run_dir}",
+        )
 
 
 def _restore_options(options: RunOptions, manifest: dict[str, Any]) -> None:
@@ -101,7 +113,8 @@ def plan(suite: Suite, options: RunOptions) -> tuple[list[WorkItem], list[str], 
             )
         ids = [t for t in ids if t in options.targets]
     cases = select_cases(suite.cases, options.tags, options.limit, options.shard)
-    if not cases:
+    # An empty shard is fine (a CI matrix may have more shards than cases): it writes an empty run.
+    if not cases and (options.shard is None or not select_cases(suite.cases, options.tags)):
         raise UsageError("no cases selected" + (f" (tags: {', '.join(options.tags)})" if options.tags else ""))
     epochs = options.epochs or spec.defaults.epochs
     return expand(cases, ids, epochs), ids, epochs
@@ -133,7 +146,7 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
     if resume_manifest is not None and options.resume is not None:
         run_dir = options.resume
         run_id = resume_manifest["run_id"]
-        done = [r for r in read_results(run_dir) if r.error is None]
+        done = [r for r in read_results(run_dir, truncate_torn=True) if r.error is None]
     else:
         options.out_dir.mkdir(parents=True, exist_ok=True)
         while True:  # claim a fresh directory: two shards starting in the same second must not share one
@@ -164,6 +177,9 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
             progress.advance(r)
 
     policies = {tid: policy_for(t.spec, suite.spec.defaults, options.concurrency) for tid, t in targets.items()}
+    for tid, t in targets.items():
+        if hasattr(t, "concurrency"):  # targets with their own thread pool size it to the policy
+            t.concurrency = policies[tid].concurrency
     engine = Engine(targets, policies, cache, on_result, options.max_errors)
     interrupted = await _execute(engine, todo)
     if progress is not None:
@@ -195,45 +211,6 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
     return finish(suite, manifest, run_dir, results, ids, engine, judge, ctx, options)
 
 
-async def preload_local_models(suite: Suite, targets: dict[str, Target], quiet: bool = False) -> None:
-    """Load the run's `local/...` models (targets and judges) before any timed call: a first load
-    converts a GGUF file (~20 s), which must not count against a case's timeout or latency."""
-    from llmeval.errors import ConfigError
-    from llmeval.yamlpos import position
-
-    where: dict[str, tuple[Any, ...]] = {}  # model -> where the suite names it first
-    for i, t in enumerate(suite.spec.targets):
-        if t.id in targets and t.model:
-            where.setdefault(t.model, ("targets", i, "model"))
-    if any("judge" in m.requires for m in suite.metrics):
-        if suite.spec.judge is not None:
-            where.setdefault(suite.spec.judge.model, ("judge", "model"))
-        for i, m in enumerate(suite.metrics):
-            own = getattr(m.options, "judge", None)
-            if own is not None:
-                where.setdefault(own.model, ("metrics", i))
-    wanted = {model: loc for model, loc in where.items() if model.startswith("local/")}
-    if not wanted:
-        return
-    from llmeval.providers import local
-
-    for model, loc in wanted.items():
-        if not quiet:
-            print(f"loading {model} ...", end=" ", file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        try:
-            lm = await asyncio.to_thread(local.get_model, model)  # the event loop stays free meanwhile
-        except BaseException as e:
-            if not quiet:
-                print("failed", file=sys.stderr, flush=True)
-            if isinstance(e, ConfigError) and not e.path:
-                raise ConfigError(e.message, str(suite.path), *position(suite.tree, loc), hint=e.hint) from None
-            raise
-        if not quiet:
-            how = f" (converted from GGUF once, cached in {lm.source})" if lm.converted else ""
-            print(f"{time.perf_counter() - started:.1f} s{how}", file=sys.stderr, flush=True)
-
-
 def finish(
     suite: Suite,
     manifest: dict[str, Any],
@@ -256,13 +233,16 @@ def finish(
 
         baseline = load_baseline(options.baseline, suite)
         regressions = regression_checker(baseline, results, suite)
-    gates = evaluate_gates(suite.spec.gates, summary, ids, regressions)
+    # An empty shard has nothing to gate: its gates are checked on the merged run.
+    empty_shard = not results and options.shard is not None
+    gates = [] if empty_shard else evaluate_gates(suite.spec.gates, summary, ids, regressions)
     errors = {tid: summary[tid]["errors"] for tid in ids}
     all_failed = [tid for tid in ids if summary[tid]["n"] and errors[tid] == summary[tid]["n"]]
     judge_errors = judge.stats.errors if judge is not None else 0
     n_errors = sum(errors.values()) + judge_errors
     too_many = options.max_errors is not None and n_errors > options.max_errors
-    status = "failed" if (too_many or all_failed) else "complete"
+    judge_failed = judge_failures(results, suite, ids)
+    status = "failed" if (too_many or all_failed or judge_failed) else "complete"
     manifest.update(status=status, finished_at=now(), summary=summary, gates=[g.to_dict() for g in gates])
     if ctx.notes:
         manifest["metric_notes"] = ctx.notes
@@ -277,7 +257,7 @@ def finish(
     exit_code = 0
     if not all(g.passed for g in gates):
         exit_code = 1
-    if too_many or all_failed:
+    if too_many or all_failed or judge_failed:
         exit_code = 3
     outcome = RunOutcome(run_dir, manifest, results, gates, exit_code)
     if too_many:
@@ -292,7 +272,33 @@ def finish(
             f"every case of target(s) {', '.join(all_failed)} errored "
             f"(first: {first.type}: {first.message}); run saved in {run_dir}",
         )
+    if judge_failed:
+        (tid, key, reason), *_ = judge_failed
+        raise _failed(
+            outcome,
+            f"metric {key} has no value on any case of target {tid}: the judge failed every time "
+            f"(first: {reason}); run saved in {run_dir}",
+        )
     return outcome
+
+
+def judge_failures(results: list[Result], suite: Suite, ids: list[str]) -> list[tuple[str, str, str]]:
+    """(target, metric key, first reason) for each judge metric that got a judge error on every
+    scored case of a target: a run that measured nothing must not look complete."""
+    out = []
+    for tid in ids:
+        scored = [r for r in results if r.target == tid and r.error is None]
+        if not scored:
+            continue
+        for m in suite.metrics:
+            if "judge" not in m.requires:
+                continue
+            for key in m.keys():
+                scores = [r.scores.get(key) for r in scored]
+                if all(s is not None and s.value is None and (s.reason or "").startswith("judge error")
+                       for s in scores):
+                    out.append((tid, key, scores[0].reason or ""))  # type: ignore[union-attr]
+    return out
 
 
 def _failed(outcome: RunOutcome, message: str) -> RunError:
@@ -338,12 +344,15 @@ async def _execute(engine: Engine, todo: list[WorkItem]) -> bool:
 
 
 def make_judge(suite: Suite, cache: ResponseCache, options: RunOptions) -> Any:
-    """The suite's judge (None without `judge:`), sharing the run's cache."""
-    if suite.spec.judge is None:
+    """The run's judge: the suite's `judge:` (or, when only metrics name their own judges, a slot
+    that builds those), None when nothing judges. Every judge shares the run's cache, the suite's
+    call defaults and one CallStats, so `judge.stats` counts metric-level judges too."""
+    own = any(getattr(m.options, "judge", None) is not None for m in suite.metrics)
+    if suite.spec.judge is None and not own:
         return None
-    from llmeval.judge import Judge
+    from llmeval.judge import JudgePool
 
-    return Judge(suite.spec.judge, policy_for(suite.spec.judge, suite.spec.defaults, options.concurrency), cache)
+    return JudgePool(cache, suite.spec.defaults, options.concurrency).judge(suite.spec.judge)
 
 
 def metrics_dir(suite: Suite) -> Path | None:
@@ -354,4 +363,3 @@ def metrics_dir(suite: Suite) -> Path | None:
     return None
 
 
-ProgressFactory = Callable[[int, str, int], Any]

@@ -17,18 +17,23 @@ async def score_results(results: list[Result], metrics: list[Metric], ctx: Scori
         per_case = await metric.score_all(ok, ctx)
         for r, scores in zip(ok, per_case, strict=True):
             r.scores.update(scores)
+    gated = {k for m in metrics if m.threshold is not None for k in m.keys()}
     for r in results:
-        r.passed = case_passed(r)
+        r.passed = case_passed(r, gated)
 
 
-def case_passed(r: Result) -> bool:
+def case_passed(r: Result, gated: set[str] | None = None) -> bool:
     """A result passes when it has no error and no score with a threshold failed.
 
-    A score that could not be computed (value None) neither passes nor fails the case; the
-    summary counts it."""
+    A score that could not be computed (value None) neither passes nor fails the case on its own;
+    but when the case has scores for thresholded metrics (`gated` keys) and ALL of them are None
+    (e.g. the judge failed on every metric), nothing was checked, so the case does not pass."""
     if r.error is not None or r.output is None:
         return False
-    return all(s.passed is not False for s in r.scores.values())
+    if any(s.passed is False for s in r.scores.values()):
+        return False
+    checked = [s for k, s in r.scores.items() if k in (gated or ())]
+    return not checked or any(s.value is not None for s in checked)
 
 
 def null_score(reason: str) -> Score:

@@ -121,7 +121,8 @@ class DatasetSpec(Strict):
 
 class GateSpec(Strict):
     metric: str
-    """A metric score name (e.g. rougeL, correctness) or `pass_rate`, `errors`, `cost_usd`."""
+    """A metric score name (e.g. rougeL, correctness) or a target-level value: `pass_rate`, `errors`,
+    `cost_usd`, `latency_p50`, `latency_p95`, `tokens_prompt`, `tokens_completion`."""
     min: float | None = None
     max: float | None = None
     max_drop: float | None = Field(None, ge=0)

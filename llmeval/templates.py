@@ -56,6 +56,8 @@ def render(source: str, variables: dict[str, Any]) -> str:
         ) from None
     except SecurityError as e:
         raise ConfigError(f"template blocked by the sandbox: {e}") from None
+    except Exception as e:  # e.g. `{{ input + 1 }}` on a string: the suite's mistake, not a crash
+        raise ConfigError(f"template error: {type(e).__name__}: {e}") from None
 
 
 def render_obj(obj: Any, variables: dict[str, Any]) -> Any:

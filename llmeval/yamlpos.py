@@ -24,6 +24,13 @@ def parse_yaml(path: Path) -> Any:
         raise ConfigError(f"file not found: {path}") from None
     except IsADirectoryError:
         raise ConfigError(f"{path} is a directory, not a YAML file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})",
+            str(path), hint="save the suite file as UTF-8",
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:

@@ -148,7 +148,8 @@ def test_artifact_folder_without_this_suite_leaves_gates_unchecked(tmp_path: Pat
     (artifact / "run.json").write_text(json.dumps({"schema_version": 1, "suite": {"name": "other"}}))
     code, m = run(tmp_path, monkeypatch, suite, "base", "cand", "--baseline", str(tmp_path / "artifact"))
     assert code == 0
-    assert m["gates"][0]["note"] == "not checked: no baseline run of this suite was found"
+    assert m["gates"][0]["note"] == ("not checked: no complete baseline run of this suite was found "
+                                     "(only runs with status 'complete' qualify)")
 
 
 def test_baseline_path_without_runs_is_a_usage_error(tmp_path: Path) -> None:

@@ -288,7 +288,7 @@ def test_a_metric_can_bring_its_own_judge(fake_openai: FakeOpenAI, tmp_path: Pat
     assert run.score("a", "geval")["value"] == 1.0
     assert run.manifest["metrics"][0]["judge"]["api_key"] == "<redacted>"
     assert "sk-secret" not in json.dumps(run.manifest)
-    assert run.manifest["metric_notes"]["geval"]["judge_usage"]["calls"] == 1
+    assert run.manifest["judge_usage"]["calls"] == 1  # a metric-level judge counts with the run's judge usage
 
 
 def project(tmp_path: Path) -> Path:

@@ -77,7 +77,11 @@ class Metric:
             if s.output is None:
                 out.append({k: Score(None, None, "no output (target error)") for k in self.keys()})
                 continue
-            r = self.score_one(s)
+            try:
+                r = self.score_one(s)
+            except Exception as e:  # one bad case must not stop the run; the reason says what broke
+                out.append({k: metric_error(e) for k in self.keys()})
+                continue
             out.append(self._apply_threshold(r if isinstance(r, dict) else {self.name: r}))
         return out
 
@@ -93,6 +97,11 @@ class Metric:
 
     async def aclose(self) -> None:
         """Release models or clients held by the metric."""
+
+
+def metric_error(e: Exception) -> Score:
+    """The null score recorded when a metric raised on one case."""
+    return Score(None, None, f"metric error: {type(e).__name__}: {e}")
 
 
 class NegatedMetric(Metric):

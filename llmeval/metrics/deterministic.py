@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from pydantic import ConfigDict, Field, field_validator
 
 from llmeval.metrics.base import Metric, MetricOptions
+from llmeval.metrics.text import references
 from llmeval.records import Result, Score
 
 
@@ -37,15 +38,8 @@ class ExactMatch(Metric):
 
     def score_one(self, sample: Result) -> Score:
         out = self._norm(sample.output or "")
-        refs = [self._norm(r) for r in _refs(sample)]
+        refs = [self._norm(r) for r in references(sample)]
         return _check(out in refs, "output differs from expected")
-
-
-def _refs(sample: Result) -> list[str]:
-    exp = sample.expected
-    if exp is None:
-        return []
-    return [exp] if isinstance(exp, str) else [str(e) for e in exp]
 
 
 class _ValueOptions(MetricOptions):

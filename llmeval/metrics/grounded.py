@@ -110,6 +110,8 @@ class Groundedness(JudgeMetric):
         return [self._apply_threshold({self.name: s}) for s in scores]
 
     async def score_case(self, sample: Result, judge: Any, ctx: ScoringContext) -> Score:
+        if sample.contexts is None:  # no retrieval at all (an empty one scores 0 below)
+            return not_applicable("no contexts")
         where = self.prompts_dir(ctx)
         prompt = render_prompt("claims.j2", {"input": as_text(sample.input), "output": sample.output}, where)
         claims, _ = await ask_parsed(judge, prompt, parse_claims)
@@ -143,6 +145,9 @@ class Groundedness(JudgeMetric):
         for s in samples:
             if s.output is None:
                 plan.append(Score(None, None, "no output (target error)"))
+                continue
+            if s.contexts is None:  # no retrieval at all (an empty one scores 0)
+                plan.append(not_applicable("no contexts"))
                 continue
             sentences = split_sentences(s.output)
             if not sentences:

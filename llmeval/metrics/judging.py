@@ -180,10 +180,9 @@ class JudgeMetric(Metric):
         check_prompt_overrides(list(self.prompt_names), self.metrics_dir)
 
     def config(self) -> dict[str, Any]:
-        cfg = super().config()
-        if isinstance(cfg.get("judge"), dict) and cfg["judge"].get("api_key"):
-            cfg["judge"] = {**cfg["judge"], "api_key": "<redacted>"}  # resolved ${VAR}: never stored
-        return cfg
+        from llmeval.secrets import redact
+
+        return redact(super().config(), resolved=True)  # options hold resolved ${VAR}s: never stored
 
     def prompts_dir(self, ctx: ScoringContext) -> Path | None:
         """The project's metrics/ folder for prompt overrides (the run's, else the one found at load)."""
@@ -194,21 +193,21 @@ class JudgeMetric(Metric):
         ctx.notes.setdefault(self.name, {}).update(facts)
 
     def resolve_judge(self, ctx: ScoringContext) -> Any:
-        """The suite's judge, or this metric's own when its options name one."""
+        """The suite's judge, or this metric's own when its options name one (built by the run's
+        judge pool: the suite's call defaults, the run's cache, counted in judge_usage)."""
         spec: JudgeSpec | None = getattr(self.options, "judge", None)
-        if spec is None:
-            return ctx.judge
-        if ctx.judge is not None:
-            return ctx.judge.with_overrides(spec)
-        # The suite has no judge of its own: this metric's judge gets the default call policy.
-        from llmeval.cache import ResponseCache
-        from llmeval.engine import CallPolicy
-        from llmeval.judge import Judge
+        judge = ctx.judge
+        if judge is None and spec is not None:
+            # Scoring outside a run (the Python API with no judge): defaults, no cache file left open.
+            from llmeval.cache import ResponseCache
+            from llmeval.judge import JudgePool
 
-        base = CallPolicy()
-        policy = CallPolicy(spec.concurrency or base.concurrency, spec.timeout_s or base.timeout_s,
-                            base.retries if spec.retries is None else spec.retries)
-        return Judge(spec, policy, ResponseCache())
+            judge = JudgePool(ResponseCache(enabled=False)).judge(None)
+        if judge is None:
+            return None
+        if spec is not None:
+            return judge.with_overrides(spec)
+        return judge if getattr(judge, "spec", True) is not None else None
 
     async def score_all(self, samples: list[Result], ctx: ScoringContext) -> list[dict[str, Score]]:
         judge = self.resolve_judge(ctx)
@@ -221,7 +220,7 @@ class JudgeMetric(Metric):
             return [{k: failed for k in self.keys()} for _ in samples]
         scored = await asyncio.gather(*(self._guarded(s, judge, ctx) for s in samples))
         scored = await self.finish(samples, scored, ctx)
-        if ctx.judge is None:  # a metric-only judge: its usage is not in run.json's judge_usage
+        if ctx.judge is None:  # no run judge pool: this metric's judge usage is only reported here
             s = judge.stats
             self.note(ctx, judge_usage={"calls": s.calls, "cached": s.cached, "errors": s.errors,
                                         "tokens": s.usage.to_dict(), "cost_usd": round(s.cost_usd, 8)})

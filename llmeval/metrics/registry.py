@@ -57,11 +57,6 @@ def register_metric(name: str) -> Callable[[Any], Any]:
     return deco
 
 
-def register_builtin(name: str, target: str) -> None:
-    """Add a built-in metric by import path (used by optional metric packs)."""
-    BUILTIN[name] = target
-
-
 def metric_class(name: str) -> type[Metric] | None:
     """The class registered under `name`, or None."""
     if name in _USER:

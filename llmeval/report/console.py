@@ -92,7 +92,7 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
             text = f"{s['mean']:.3f} [{lo:.2f}, {hi:.2f}]"
             if s.get("pass_rate") is not None:
                 text += f" {s['pass_rate']:.0%}"
-            if "corpus" in s:
+            if s.get("corpus") is not None:
                 text += f" · corpus {s['corpus']:.3f}"
             if s.get("n_null"):
                 text += f" ({s['n_null']} n/a)"

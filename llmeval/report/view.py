@@ -10,13 +10,9 @@ from typing import Any
 
 from llmeval.records import Result
 from llmeval.runlog import Run
+from llmeval.summary import metric_keys  # noqa: F401  (re-exported: the renderers import it from here)
 
 TARGET_FIELDS = ("model", "python", "outputs")
-
-
-def metric_keys(manifest: dict[str, Any]) -> list[str]:
-    """Score names in suite order (a multi-key metric such as rouge gives several)."""
-    return [k for m in manifest.get("metrics", []) for k in (m.get("keys") or [m.get("name")])]
 
 
 def thresholds(manifest: dict[str, Any]) -> dict[str, float | None]:

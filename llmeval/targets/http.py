@@ -6,10 +6,9 @@ from typing import Any
 
 from llmeval.errors import TargetCallError
 from llmeval.records import Case, TargetResponse
+from llmeval.secrets import is_secret_name
 from llmeval.targets.base import Target, json_path
 from llmeval.templates import render, render_obj
-
-SECRET_HEADERS = {"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"}
 
 
 class HttpTarget(Target):
@@ -36,7 +35,7 @@ class HttpTarget(Target):
         }
 
     def cache_identity(self, request: dict[str, Any]) -> dict[str, Any]:
-        headers = {k: v for k, v in request["headers"].items() if not _secret(k)}
+        headers = {k: v for k, v in request["headers"].items() if not is_secret_name(k)}
         return {"kind": self.kind, **request, "headers": headers}
 
     async def send(self, request: dict[str, Any], case: Case, timeout: float) -> TargetResponse:
@@ -92,11 +91,6 @@ class HttpTarget(Target):
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-
-
-def _secret(header: str) -> bool:
-    h = header.lower()
-    return h in SECRET_HEADERS or "token" in h or "secret" in h or "key" in h
 
 
 def _json(v: Any) -> str:

@@ -6,10 +6,9 @@ from typing import Any
 
 from llmeval.providers.chat import acomplete
 from llmeval.records import Case, TargetResponse
+from llmeval.secrets import SECRET_FIELDS
 from llmeval.targets.base import Target
 from llmeval.templates import render
-
-SECRET_PARAMS = {"api_key", "api_base", "base_url", "organization", "extra_headers", "headers"}
 
 
 class ModelTarget(Target):
@@ -45,7 +44,7 @@ class ModelTarget(Target):
         return {"model": s.model, "messages": messages, "params": dict(s.params)}
 
     def cache_identity(self, request: dict[str, Any]) -> dict[str, Any]:
-        params = {k: v for k, v in request["params"].items() if k not in SECRET_PARAMS}
+        params = {k: v for k, v in request["params"].items() if k not in SECRET_FIELDS}
         # api_base picks the server (two vLLM hosts may serve the same model name); it is
         # hashed into the key, never stored. The api_key cannot change an answer: left out.
         return {"kind": self.kind, "model": request["model"], "api_base": self.spec.api_base,

@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import inspect
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,9 @@ class PythonTarget(Target):
             raise ConfigError(f"python target '{self.id}': '{module}' has no callable '{attr}'")
         self.fn = fn
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.concurrency: int = self.spec.concurrency or 8
+        """Threads for a sync callable; the runner sets it to the target's call policy."""
+        self._pool: ThreadPoolExecutor | None = None
 
     def prepare(self, case: Case) -> dict[str, Any]:
         return {"callable": self.spec.python}
@@ -54,13 +58,23 @@ class PythonTarget(Target):
             if self.is_async:
                 value = await self.fn(case)
             else:
-                # Sync callables run in the loop's thread pool so slow ones don't stall the run.
-                value = await asyncio.get_running_loop().run_in_executor(None, self.fn, case)
+                # Sync callables run in the target's own pool, as wide as its concurrency: the loop's
+                # default pool is capped at min(32, cpus + 4) threads.
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"llmeval-{self.id}")
+                value = await asyncio.get_running_loop().run_in_executor(self._pool, self.fn, case)
         except TargetCallError:
             raise
         except Exception as e:  # the user's code failed: a recorded error, not a crash
             raise TargetCallError("python_error", f"{type(e).__name__}: {e}") from None
         return _response(value)
+
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            # Don't wait: a call that timed out may still be running in a thread.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
 
 def _response(value: Any) -> TargetResponse:

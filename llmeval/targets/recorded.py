@@ -44,4 +44,15 @@ class RecordedTarget(Target):
         if row is None:
             raise TargetCallError("missing_output", f"no recorded output for case '{case.id}' in {self.spec.outputs}")
         ctx = row.get("contexts")
-        return TargetResponse(row.get("output"), list(ctx) if ctx is not None else None)
+        if ctx is not None and not isinstance(ctx, list):
+            ctx = [ctx]
+        return TargetResponse(_text(row.get("output")), [_text(c) for c in ctx] if ctx is not None else None)
+
+
+def _text(value: Any) -> str | None:
+    """Metrics score text: numbers become their str(), objects and lists their JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
