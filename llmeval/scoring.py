@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from llmeval.errors import LlmevalError
 from llmeval.metrics.base import Metric, ScoringContext
 from llmeval.records import Result, Score
 
@@ -14,7 +15,13 @@ async def score_results(results: list[Result], metrics: list[Metric], ctx: Scori
     for metric in metrics:
         if not ok:
             break
-        per_case = await metric.score_all(ok, ctx)
+        try:
+            per_case = await metric.score_all(ok, ctx)
+        except LlmevalError:
+            raise  # a user error (missing dependency, bad option): exit 2 with its message
+        except Exception as e:  # a bug in a batched metric must not lose the run's outputs
+            reason = f"metric error: {type(e).__name__}: {e}"
+            per_case = [{k: null_score(reason) for k in metric.keys()} for _ in ok]
         for r, scores in zip(ok, per_case, strict=True):
             r.scores.update(scores)
     gated = {k for m in metrics if m.threshold is not None for k in m.keys()}

@@ -341,3 +341,26 @@ def test_a_tag_that_matches_nothing_is_still_an_error_with_a_shard() -> None:
     write(f"name: t\ntargets: [{{id: bot, python: '{mod}:answer'}}]\ncases: [{{id: a, input: hi}}]\n")
     result = run("suite.yaml", "--shard", "1/2", "--tag", "nope")
     assert (result.exit_code, result.stderr) == (2, "error: no cases selected (tags: nope)\n")
+
+
+def test_a_batched_metric_that_raises_scores_null_and_keeps_the_run(tmp_path: Path) -> None:
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "boom.py").write_text(
+        "from llmeval import register_metric\n"
+        "from llmeval.metrics.base import Metric\n\n"
+        "@register_metric('boom')\n"
+        "class Boom(Metric):\n"
+        "    async def score_all(self, samples, ctx):\n"
+        "        raise RuntimeError('kaput')\n"
+    )
+    (tmp_path / "out.jsonl").write_text('{"id": "a", "output": "x"}\n')
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: b\ntargets:\n  - {id: r, outputs: out.jsonl}\ncases:\n  - {id: a, input: hi}\n"
+                     "metrics:\n  - boom\n  - contains: {value: x}\n")
+    res = CliRunner().invoke(app, ["run", str(suite), "-o", str(tmp_path / "runs"), "-q", "--format", ""])
+    assert res.exit_code == 0, res.output
+    run_dir = next((tmp_path / "runs").iterdir())
+    line = json.loads((run_dir / "results.jsonl").read_text().splitlines()[0])
+    assert line["scores"]["boom"] == {"value": None, "passed": None,
+                                      "reason": "metric error: RuntimeError: kaput", "details": {}}
+    assert line["scores"]["contains"]["value"] == 1.0
