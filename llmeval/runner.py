@@ -357,9 +357,8 @@ def make_judge(suite: Suite, cache: ResponseCache, options: RunOptions) -> Any:
 
 def metrics_dir(suite: Suite) -> Path | None:
     """The project's `metrics/` folder: next to the suite, one level up, or in the working directory."""
-    for base in (suite.dir, suite.dir.parent, Path.cwd()):
-        if (base / "metrics").is_dir():
-            return base / "metrics"
-    return None
+    from llmeval.projectpaths import find
+
+    return find("metrics", suite.dir, "dir")
 
 

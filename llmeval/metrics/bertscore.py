@@ -63,12 +63,9 @@ def _looks_like_path(model: str) -> bool:
 def _find_local(name: str, base_dir: Path | None) -> Path | None:
     """`name` as an existing file or folder: absolute, or next to the suite, one level up, or
     in the working directory (where the project's metrics/ folder is looked for too)."""
-    p = Path(name).expanduser()
-    bases = [base_dir, base_dir.parent] if base_dir is not None else []
-    for c in [p] if p.is_absolute() else [b / p for b in [*bases, Path.cwd()]]:
-        if c.exists():
-            return c.resolve()
-    return None
+    from llmeval.projectpaths import find
+
+    return find(name, base_dir)
 
 
 def _installed(module: str) -> bool:

@@ -51,10 +51,9 @@ def _offline() -> bool:
 def _local_script(name: str, base_dir: Path | None) -> Path | None:
     """`name` as a metric script, or a folder holding <folder>.py, found next to the suite, one
     level up, or in the working directory (like the project's metrics/ folder); else None."""
-    p = Path(name).expanduser()
-    bases = [base_dir, base_dir.parent] if base_dir is not None else []
-    candidates = [p] if p.is_absolute() else [b / p for b in [*bases, Path.cwd()]]
-    for c in candidates:
+    from llmeval.projectpaths import candidates
+
+    for c in candidates(name, base_dir):
         if c.is_file() and c.suffix == ".py":
             return c.resolve()
         if c.is_dir() and (c / f"{c.name}.py").is_file():

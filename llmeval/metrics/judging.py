@@ -47,13 +47,9 @@ class JudgeOptions(MetricOptions):
 
 def metrics_dirs(base_dir: Path | None) -> list[Path]:
     """Where a project's `metrics/` folder may be: next to the suite, one level up, or in the cwd."""
-    bases = [base_dir, base_dir.parent] if base_dir is not None else []
-    out: list[Path] = []
-    for b in [*bases, Path.cwd()]:
-        d = (b / "metrics").resolve()
-        if d.is_dir() and d not in out:
-            out.append(d)
-    return out
+    from llmeval.projectpaths import candidates
+
+    return [d for d in candidates("metrics", base_dir) if d.is_dir()]
 
 
 def prompt_file(name: str, metrics_dir: Path | None) -> Path:

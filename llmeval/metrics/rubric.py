@@ -36,16 +36,12 @@ class RubricOptions(JudgeOptions):
 
 def find_rubric(path: str, base_dir: Path | None) -> Path:
     """Resolve a rubric path against the suite's folder, its parent, then the current directory."""
-    p = Path(path).expanduser()
-    if p.is_absolute():
-        candidates = [p]
-    else:
-        bases = [base_dir, base_dir.parent] if base_dir is not None else []
-        candidates = [(b / p).resolve() for b in [*bases, Path.cwd()]]
-    for c in candidates:
-        if c.is_file():
-            return c.resolve()
-    looked = ", ".join(dict.fromkeys(str(c.parent) for c in candidates))
+    from llmeval.projectpaths import candidates, find
+
+    found = find(path, base_dir, "file")
+    if found is not None:
+        return found
+    looked = ", ".join(dict.fromkeys(str(c.parent) for c in candidates(path, base_dir)))
     raise ConfigError(f"rubric file not found: {path}", hint=f"looked in {looked}")
 
 
