@@ -330,7 +330,7 @@ async def _execute(engine: Engine, todo: list[WorkItem]) -> bool:
         try:
             loop.add_signal_handler(sig, stop)
             installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
+        except (RuntimeError, ValueError):  # no loop signal handlers on this platform
             pass
     try:
         await engine.run(todo)

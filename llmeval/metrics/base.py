@@ -63,7 +63,7 @@ class Metric:
 
     def score_one(self, sample: Result) -> Score | dict[str, Score]:
         """Score one result; return a Score, or a dict of Scores for multi-key metrics."""
-        raise NotImplementedError(f"{type(self).__name__} must implement score_one or score_all")
+        raise TypeError(f"{type(self).__name__} must implement score_one or score_all")
 
     async def score_all(self, samples: list[Result], ctx: ScoringContext) -> list[dict[str, Score]]:
         """Score every sample; the default calls `score_one` for each (in a thread if cpu_bound)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+from abc import ABC, abstractmethod
 from typing import Any, Literal
 
 from pydantic import field_validator
@@ -84,7 +85,7 @@ def _unit(score: float) -> float:
     return min(1.0, max(0.0, score / 100.0))
 
 
-class _SacreMetric(Metric):
+class _SacreMetric(Metric, ABC):
     """Shared scoring: one sacrebleu object for sentences, one for the corpus."""
 
     requires = frozenset({"expected"})
@@ -118,8 +119,9 @@ class _SacreMetric(Metric):
     def _corpus(self) -> Any:
         return self._build()[1]
 
+    @abstractmethod
     def _make(self, sentence: bool) -> Any:
-        raise NotImplementedError
+        """The sacrebleu metric object (sentence- or corpus-level settings)."""
 
     def _details(self, score: Any) -> dict[str, Any]:
         return {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -159,7 +160,7 @@ def not_applicable(reason: str, **details: Any) -> Score:
     return Score(None, None, f"not applicable: {reason}", {"not_applicable": True, **details})
 
 
-class JudgeMetric(Metric):
+class JudgeMetric(Metric, ABC):
     """Base of metrics that call a judge: resolves the judge, scores cases concurrently, and turns
     judge failures into null scores with the reason and raw answer."""
 
@@ -218,8 +219,9 @@ class JudgeMetric(Metric):
         scored = await self.finish(samples, scored, ctx)
         if ctx.judge is None:  # no run judge pool: this metric's judge usage is only reported here
             s = judge.stats
-            self.note(ctx, judge_usage={"calls": s.calls, "cached": s.cached, "errors": s.errors,
-                                        "tokens": s.usage.to_dict(), "cost_usd": round(s.cost_usd, 8)})
+            from llmeval.manifest import call_stats
+
+            self.note(ctx, judge_usage=call_stats(s))
         return [self._apply_threshold(x if isinstance(x, dict) else {self.name: x}) for x in scored]
 
     async def _guarded(self, sample: Result, judge: Any, ctx: ScoringContext) -> Score | dict[str, Score]:
@@ -235,9 +237,9 @@ class JudgeMetric(Metric):
     async def prepare(self, judge: Any, ctx: ScoringContext) -> None:
         """Run-level judge work before the cases (e.g. G-Eval's evaluation steps)."""
 
+    @abstractmethod
     async def score_case(self, sample: Result, judge: Any, ctx: ScoringContext) -> Score | dict[str, Score]:
         """Score one case with the judge; may raise JudgeParseError or TargetCallError."""
-        raise NotImplementedError
 
     async def finish(self, samples: list[Result], scored: list[Any], ctx: ScoringContext) -> list[Any]:
         """Batch work after every judge call (e.g. embeddings); the default keeps the scores."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,7 +18,7 @@ KINDS: dict[str, str] = {
 }
 
 
-class Target:
+class Target(ABC):
     """A system under test. `prepare` renders the request for a case (pure, cheap, used for the
     cache key and --dry-run); `send` performs it and raises TargetCallError on failure."""
 
@@ -46,9 +47,9 @@ class Target:
         """What identifies the answer: kind, endpoint and request, without secrets."""
         return {"kind": self.kind, "request": request}
 
+    @abstractmethod
     async def send(self, request: dict[str, Any], case: Case, timeout: float) -> TargetResponse:
         """Perform the request; raise TargetCallError on failure."""
-        raise NotImplementedError
 
     def estimate_tokens(self, request: dict[str, Any]) -> int:
         """A rough prompt token count for --dry-run (characters / 4)."""
@@ -56,7 +57,7 @@ class Target:
 
         return len(json.dumps(request, ensure_ascii=False)) // 4
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook; most targets hold nothing
         """Release clients and models."""
 
 
