@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from llmeval.cli import app
 from tests.fakes import FakeOpenAI, Reply
-from tests.test_judge_metrics import ONE_CASE, run_suite, tiny_nli_model, write_suite
+from tests.judgehelpers import ONE_CASE, run_suite, tiny_nli_model, write_suite
 
 TOKEN, KEY, ORG = "tok-7f3a9c-do-not-leak", "sk-live-4b8e2d-do-not-leak", "org-91c0-do-not-leak"
 
