@@ -16,8 +16,6 @@ from llmeval.yamlpos import position
 
 def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any) -> list[Case]:
     """Inline cases then dataset rows, with stable unique ids."""
-    from llmeval.loader import case_id_for
-
     cases: list[Case] = []
     seen: dict[str, str] = {}
     for i, c in enumerate(spec.cases):
@@ -82,8 +80,6 @@ def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any) -> list
 
 
 def _row_case(row: dict[str, Any], fields: dict[str, str], n: int, extra_tags: list[str]) -> Case:
-    from llmeval.loader import case_id_for
-
     def get(name: str) -> Any:
         v = row.get(fields[name])
         return None if _is_missing(v) else v
@@ -257,3 +253,9 @@ class WorkItem:
 def expand(cases: list[Case], target_ids: list[str], epochs: int) -> list[WorkItem]:
     """Every (case, target, epoch), epoch-major so early results cover every case."""
     return [WorkItem(c, t, e) for e in range(epochs) for c in cases for t in target_ids]
+
+
+def case_id_for(value: Any) -> str:
+    """A stable id derived from a case's input (used when the suite gives none)."""
+    blob = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return "c-" + hashlib.sha1(blob.encode()).hexdigest()[:10]

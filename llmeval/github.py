@@ -202,7 +202,7 @@ def _case_lines(manifest: dict[str, Any]) -> dict[str, int]:
     raw = (manifest.get("suite") or {}).get("path")
     if not raw or not Path(raw).is_file():
         return {}
-    from llmeval.loader import case_id_for
+    from llmeval.cases import case_id_for
     from llmeval.yamlpos import parse_yaml, position, to_plain
 
     try:

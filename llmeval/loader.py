@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -316,9 +315,3 @@ def _check_gates(spec: SuiteSpec, metrics: list[Metric], where: str, tree: Any) 
                 *position(tree, ("gates", gi, "target")),
                 hint=f"targets: {', '.join(sorted(ids))}",
             )
-
-
-def case_id_for(value: Any) -> str:
-    """A stable id derived from a case's input (used when the suite gives none)."""
-    blob = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-    return "c-" + hashlib.sha1(blob.encode()).hexdigest()[:10]
