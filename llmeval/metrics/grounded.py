@@ -19,6 +19,7 @@ from llmeval.metrics.judging import (
     json_list,
     not_applicable,
     render_prompt,
+    verdicts,
 )
 from llmeval.records import Completion, Result, Score
 
@@ -65,16 +66,11 @@ def parse_claims(c: Completion) -> list[str]:
 
 def parse_verdicts(c: Completion, n: int) -> list[tuple[str, str]]:
     """(verdict, reason) per claim from {"verdicts": [...]}, exactly one per claim."""
-    items = json_list(c.text, "verdicts")
-    if len(items) != n:
-        raise ParseProblem(f"expected {n} verdicts, one per claim in order, got {len(items)}")
     out = []
-    for i, item in enumerate(items, 1):
-        raw = item.get("verdict") if isinstance(item, dict) else item
+    for i, (raw, reason) in enumerate(verdicts(c.text, n, "verdict", "claim"), 1):
         key = str(raw).strip().lower().replace(" ", "_").replace("-", "_")
         if key not in _ALIASES:
             raise ParseProblem(f'verdict {i} is {raw!r}; use "supported", "contradicted" or "not_in_context"')
-        reason = str(item.get("reason") or "") if isinstance(item, dict) else ""
         out.append((_ALIASES[key], reason))
     return out
 

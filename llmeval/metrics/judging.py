@@ -114,6 +114,15 @@ def json_list(text: str, key: str) -> list[Any]:
     return value
 
 
+def verdicts(text: str, n: int, field: str, per: str) -> list[tuple[Any, str]]:
+    """(item[field], reason) for each entry of {"verdicts": [...]}: exactly `n`, one per `per`, in order.
+    A bare value instead of an object is taken as the field's value with no reason."""
+    items = json_list(text, "verdicts")
+    if len(items) != n:
+        raise ParseProblem(f"expected {n} verdicts, one per {per} in order, got {len(items)}")
+    return [(it.get(field), str(it.get("reason") or "")) if isinstance(it, dict) else (it, "") for it in items]
+
+
 async def ask_parsed(
     judge: Any,
     prompt: str,

@@ -22,6 +22,7 @@ from llmeval.metrics.judging import (
     not_applicable,
     parse_json,
     render_prompt,
+    verdicts,
 )
 from llmeval.records import Completion, Result, Score
 
@@ -160,17 +161,13 @@ class AnswerRelevance(JudgeMetric):
 
 def parse_relevance(c: Completion, n: int) -> list[tuple[bool, str]]:
     """(relevant, reason) per context from {"verdicts": [...]}, exactly one per context."""
-    items = json_list(c.text, "verdicts")
-    if len(items) != n:
-        raise ParseProblem(f"expected {n} verdicts, one per context in order, got {len(items)}")
     out = []
-    for i, item in enumerate(items, 1):
-        raw = item.get("relevant") if isinstance(item, dict) else item
+    for i, (raw, reason) in enumerate(verdicts(c.text, n, "relevant", "context"), 1):
         if isinstance(raw, str) and raw.strip().lower() in ("true", "yes", "relevant", "false", "no", "irrelevant"):
             raw = raw.strip().lower() in ("true", "yes", "relevant")
         if not isinstance(raw, bool):
             raise ParseProblem(f'verdict {i}: "relevant" must be true or false, got {raw!r}')
-        out.append((raw, str(item.get("reason") or "") if isinstance(item, dict) else ""))
+        out.append((raw, reason))
     return out
 
 
