@@ -1,7 +1,7 @@
 """How much does llmeval's engine cost on top of the work it drives?
 
 1. Engine overhead: a `python:` target that returns at once, N cases (default 20,000), one
-   deterministic metric (exact_match), through `llmeval.runner.run_suite` with no reports.
+   deterministic metric (exact_match), through `llmeval.pipeline.runner.run_suite` with no reports.
    Timed from the moment the engine is handed its work (after start-up: imports, suite and
    dataset load, target build) to the return of run_suite, so it includes the engine, every
    results.jsonl append (flushed per line), scoring, the final rewrite of results.jsonl with
@@ -32,7 +32,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llmeval.runner import RunOptions, run_suite  # noqa: E402  (needs the repo root on sys.path)
+from llmeval.pipeline.runner import RunOptions, run_suite  # noqa: E402  (needs the repo root on sys.path)
 
 FAST_TARGETS = '''\
 def answer(case):

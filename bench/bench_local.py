@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from llmeval.providers import local  # noqa: E402  (needs the repo root on sys.path)
-from llmeval.records import Completion  # noqa: E402
+from llmeval.execute.providers import local  # noqa: E402  (needs the repo root on sys.path)
+from llmeval.results.records import Completion  # noqa: E402
 
 QUESTIONS = [
     "What is the capital of France?", "Who wrote Romeo and Juliet?", "What is 7 times 8?",

@@ -24,7 +24,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from llmeval.metrics.base import ScoringContext  # noqa: E402
 from llmeval.metrics.registry import build_metric  # noqa: E402
-from llmeval.records import Result  # noqa: E402
+from llmeval.results.records import Result  # noqa: E402
 
 WORDS = (
     "the a of to and in is was for on that with as it by at from this be are have has had not but "

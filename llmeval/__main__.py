@@ -1,3 +1,3 @@
-from llmeval.cli import main
+from llmeval.cli.main import main
 
 main()

@@ -12,7 +12,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from llmeval.cli import app
+from llmeval.cli.main import app
 
 runner = CliRunner()
 

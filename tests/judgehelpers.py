@@ -10,7 +10,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from llmeval.cli import app
+from llmeval.cli.main import app
 from tests.fakes import FakeOpenAI
 from tests.fakes.openai_server import last_user_text
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from llmeval.metrics.base import ScoringContext
-from llmeval.records import Result, Score
+from llmeval.results.records import Result, Score
 
 REPO = Path(__file__).resolve().parent.parent
 

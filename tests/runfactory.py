@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llmeval.records import ErrorInfo, Result, Score, Usage
-from llmeval.runlog import SCHEMA_VERSION, RunWriter
-from llmeval.summary import metric_summary, target_totals
+from llmeval.results.records import ErrorInfo, Result, Score, Usage
+from llmeval.results.runlog import SCHEMA_VERSION, RunWriter
+from llmeval.results.summary import metric_summary, target_totals
 
 
 def result(case_id: str, target: str, scores: dict[str, float | None], thresholds: dict[str, float] | None = None,

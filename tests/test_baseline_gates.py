@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from llmeval.baseline import regression_checker
-from llmeval.cli import app
-from llmeval.gates import evaluate_gates
-from llmeval.loader import load_suite
-from llmeval.records import Result, Score
-from llmeval.runlog import Run
+from llmeval.cli.main import app
+from llmeval.decide.baseline import regression_checker
+from llmeval.decide.gates import evaluate_gates
+from llmeval.results.records import Result, Score
+from llmeval.results.runlog import Run
+from llmeval.suite.loader import load_suite
 
 runner = CliRunner()
 N = 200

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from llmeval.metrics.registry import build_metric
-from llmeval.records import Result, Score
+from llmeval.results.records import Result, Score
 from tests.metrichelpers import result, score_all
 
 # --- BLEU -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llmeval.report import write_reports
-from llmeval.runlog import load_run
+from llmeval.results.runlog import load_run
 from tests.runfactory import result, write_run
 
 CHROMIUM = "/usr/bin/chromium"

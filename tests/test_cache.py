@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from llmeval.cli import app
+from llmeval.cli.main import app
 from tests.fakes import FakeOpenAI, FakeRAG, Reply
 
 runner = CliRunner()
@@ -206,7 +206,7 @@ def test_cache_info_and_clear(fake: FakeOpenAI, rag: FakeRAG, isolated_env: Path
 
 
 def test_two_runs_can_share_one_cache(isolated_env: Path) -> None:
-    from llmeval.cache import ResponseCache
+    from llmeval.execute.cache import ResponseCache
 
     first, second = ResponseCache(), ResponseCache()
     first.put("k1", "model", {"output": "one"})  # first run keeps going, its connection open

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from llmeval.cli import app
-from llmeval.compare import Z_80, Z_975, compare_runs
-from llmeval.runlog import load_run
-from llmeval.stats import mcnemar_exact
+from llmeval.cli.main import app
+from llmeval.decide.compare import Z_80, Z_975, compare_runs
+from llmeval.results.runlog import load_run
+from llmeval.results.stats import mcnemar_exact
 from tests.runfactory import result, write_run
 
 runner = CliRunner()

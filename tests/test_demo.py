@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from llmeval.cli import app
-from llmeval.runlog import load_run
+from llmeval.cli.main import app
+from llmeval.results.runlog import load_run
 from tests.fakes import FakeOpenAI
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from llmeval.errors import ConfigError
 from llmeval.metrics.base import ScoringContext
 from llmeval.metrics.registry import build_metric
-from llmeval.records import Result, Score
+from llmeval.results.records import Result, Score
 
 
 def result(output: str | None, expected: Any = None, latency_ms: float | None = 12.0) -> Result:

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from llmeval.cli import app
-from llmeval.engine import CallPolicy, CallStats, backoff_delay, call_with_retries
+from llmeval.cli.main import app
 from llmeval.errors import TargetCallError
-from llmeval.providers.litellm_api import parse_retry_after
+from llmeval.execute.engine import CallPolicy, CallStats, backoff_delay, call_with_retries
+from llmeval.execute.providers.litellm_api import parse_retry_after
 from tests.fakes import FakeOpenAI, Reply
 
 runner = CliRunner()
@@ -358,7 +358,7 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         slept.append(delay)
         await real_sleep(0)
 
-    monkeypatch.setattr("llmeval.engine.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("llmeval.execute.engine.asyncio.sleep", fake_sleep)
     return slept
 
 

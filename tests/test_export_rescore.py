@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import llmeval
-from llmeval.cli import app
+from llmeval.cli.main import app
 from tests.fakes import FakeOpenAI
 from tests.runfactory import result, write_run
 

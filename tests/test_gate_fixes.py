@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from llmeval.cli import app
-from llmeval.compare import compare_runs, max_drop_gates
-from llmeval.records import Result
-from llmeval.runlog import load_run
-from llmeval.summary import metric_summary, target_totals
+from llmeval.cli.main import app
+from llmeval.decide.compare import compare_runs, max_drop_gates
+from llmeval.results.records import Result
+from llmeval.results.runlog import load_run
+from llmeval.results.summary import metric_summary, target_totals
 from tests.runfactory import result, write_run
 
 runner = CliRunner()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmeval.cli import app
+from llmeval.cli.main import app
 from tests.fakes import FakeOpenAI, FakeRAG, Reply
 from tests.fakes import openai_server as fake_server
 from tests.fakes.openai_server import last_user_text
@@ -124,7 +124,7 @@ def test_malformed_judge_answer_is_repaired_once_then_recorded_as_error(fake_ope
 
 
 def test_judge_tokens_and_cost_are_counted_apart_from_the_targets(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
-    from llmeval.providers.litellm_api import _lib
+    from llmeval.execute.providers.litellm_api import _lib
 
     prices = {"litellm_provider": "openai", "mode": "chat", "max_tokens": 4096}
     _lib().register_model({

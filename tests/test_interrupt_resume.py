@@ -206,7 +206,7 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path) -> None:
 def small_run(tmp_path: Path, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
     from typer.testing import CliRunner
 
-    from llmeval.cli import app
+    from llmeval.cli.main import app
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FAKE_BASE", fake.base_url)
@@ -267,7 +267,7 @@ def test_resume_from_another_directory_finds_the_suite(tmp_path: Path, fake_open
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from llmeval.cli import app
+    from llmeval.cli.main import app
 
     assert small_run(tmp_path, fake_openai, monkeypatch, "suite.yaml", "-o", "runs", "--limit", "2").exit_code == 0
     run_dir = run_dir_of(tmp_path / "runs").resolve()

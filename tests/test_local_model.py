@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from llmeval.errors import ConfigError, MissingDependencyError, TargetCallError
-from llmeval.providers import local
-from llmeval.records import Completion
+from llmeval.execute.providers import local
+from llmeval.results.records import Completion
 
 MODEL = "local/smollm2-135m"
 pytestmark = pytest.mark.skipif(

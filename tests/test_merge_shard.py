@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from llmeval.cli import app
+from llmeval.cli.main import app
 
 runner = CliRunner()
 HAS_BLEU = importlib.util.find_spec("sacrebleu") is not None

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from llmeval.cli import app
+from llmeval.cli.main import app
 from llmeval.report import write_reports
-from llmeval.runlog import load_run
+from llmeval.results.runlog import load_run
 from tests.runfactory import result, write_run
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from llmeval.cases import shard_of
-from llmeval.cli import app
+from llmeval.cli.main import app
+from llmeval.suite.cases import shard_of
 from tests.fakes import FakeOpenAI, Reply
 
 runner = CliRunner()

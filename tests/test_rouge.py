@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from llmeval.metrics.registry import build_metric
-from llmeval.records import Score
+from llmeval.results.records import Score
 from tests.metrichelpers import result, score_all
 
 # --- ROUGE ------------------------------------------------------------------------------

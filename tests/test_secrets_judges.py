@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from llmeval.cli import app
+from llmeval.cli.main import app
 from tests.fakes import FakeOpenAI, Reply
 from tests.judgehelpers import ONE_CASE, run_suite, tiny_nli_model, write_suite
 

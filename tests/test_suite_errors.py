@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmeval.cli import app
+from llmeval.cli.main import app
 from tests.fakes import FakeOpenAI
 
 runner = CliRunner()
@@ -176,7 +176,7 @@ def test_metric_that_needs_expected_on_a_dataset_row_without_it() -> None:
 def test_metric_that_needs_contexts_when_a_model_target_cannot_supply_them(monkeypatch: pytest.MonkeyPatch) -> None:
     from llmeval.metrics import registry
     from llmeval.metrics.base import Metric
-    from llmeval.records import Score
+    from llmeval.results.records import Score
 
     class NeedsContexts(Metric):
         requires = frozenset({"contexts"})
@@ -205,7 +205,7 @@ def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_environment_variable_default_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmeval.loader import load_suite
+    from llmeval.suite.loader import load_suite
 
     monkeypatch.delenv("LLMEVAL_TEST_UNSET", raising=False)
     monkeypatch.setenv("LLMEVAL_TEST_SET", "from-env")

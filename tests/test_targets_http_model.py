@@ -232,7 +232,7 @@ def test_model_secrets_never_reach_the_run_directory(model_env: FakeOpenAI) -> N
 
 
 def test_model_cost_comes_from_the_bundled_price_map(model_env: FakeOpenAI) -> None:
-    from llmeval.providers.litellm_api import _lib
+    from llmeval.execute.providers.litellm_api import _lib
 
     price = _lib().model_cost["gpt-4o-mini"]
     ran = run(MODEL_SUITE.replace("openai/fake-model", "openai/gpt-4o-mini"), "--limit", "1")

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from llmeval.records import Result, Score
+from llmeval.results.records import Result, Score
 
 
 class MetricOptions(BaseModel):

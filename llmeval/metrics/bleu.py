@@ -13,7 +13,7 @@ from pydantic import field_validator
 from llmeval.errors import MissingDependencyError
 from llmeval.metrics.base import Metric, MetricOptions
 from llmeval.metrics.text import references
-from llmeval.records import Result, Score
+from llmeval.results.records import Result, Score
 
 # sacrebleu tokenizers that fetch a SentencePiece model over the network on first use.
 _DOWNLOADING = {"spm", "flores101", "flores200", "spBLEU-1K"}

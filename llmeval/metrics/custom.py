@@ -17,7 +17,7 @@ from pydantic import ConfigDict
 from llmeval.errors import ConfigError
 from llmeval.metrics.base import Metric, MetricOptions
 from llmeval.metrics.judging import metrics_dirs
-from llmeval.records import Result, Score
+from llmeval.results.records import Result, Score
 
 
 class FunctionOptions(MetricOptions):

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from llmeval.metrics.base import Metric, MetricOptions
 from llmeval.metrics.text import references
-from llmeval.records import Result, Score
+from llmeval.results.records import Result, Score
 
 
 def _check(ok: bool, reason_fail: str, details: dict[str, Any] | None = None) -> Score:

@@ -23,7 +23,7 @@ from llmeval.metrics.judging import (
     json_list,
     render_prompt,
 )
-from llmeval.records import Completion, Result, Score
+from llmeval.results.records import Completion, Result, Score
 
 Field_ = Literal["input", "output", "expected", "contexts"]
 FORM_VARIABLES = frozenset({"name", "task", "criteria", "steps", "scale_min", "scale_max", "fields",
@@ -218,7 +218,7 @@ class GEval(JudgeMetric):
 
     def form_prompt(self, sample: Result, ctx: ScoringContext) -> str:
         """The filled-in evaluation form for one case."""
-        from llmeval.templates import render
+        from llmeval.config.templates import render
 
         lo, hi = self.form.scale
         expected = sample.expected if isinstance(sample.expected, (str, type(None))) else "\n".join(

@@ -21,7 +21,7 @@ from llmeval.metrics.judging import (
     render_prompt,
     verdicts,
 )
-from llmeval.records import Completion, Result, Score
+from llmeval.results.records import Completion, Result, Score
 
 VERDICTS = ("supported", "contradicted", "not_in_context")
 _ALIASES = {

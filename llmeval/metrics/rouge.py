@@ -13,7 +13,7 @@ from pydantic import field_validator
 from llmeval.errors import MissingDependencyError
 from llmeval.metrics.base import Metric, MetricOptions, ScoringContext
 from llmeval.metrics.text import UnicodeTokenizer, references, split_sentences
-from llmeval.records import Result, Score
+from llmeval.results.records import Result, Score
 
 _INSTALL = "pip install 'llmeval[reference]'"
 _TYPE_RE = re.compile(r"^rouge([1-9]|L|Lsum)$")

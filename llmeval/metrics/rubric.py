@@ -36,7 +36,7 @@ class RubricOptions(JudgeOptions):
 
 def find_rubric(path: str, base_dir: Path | None) -> Path:
     """Resolve a rubric path against the suite's folder, its parent, then the current directory."""
-    from llmeval.projectpaths import candidates, find
+    from llmeval.config.paths import candidates, find
 
     found = find(path, base_dir, "file")
     if found is not None:
@@ -47,8 +47,8 @@ def find_rubric(path: str, base_dir: Path | None) -> Path:
 
 def load_rubric(path: Path) -> RubricFile:
     """Parse and validate a rubric file; errors carry the rubric's file:line:col."""
-    from llmeval.loader import validation_error
-    from llmeval.yamlpos import parse_yaml, to_plain
+    from llmeval.config.yamlpos import parse_yaml, to_plain
+    from llmeval.suite.loader import validation_error
 
     tree = parse_yaml(path)
     if not isinstance(tree, dict):

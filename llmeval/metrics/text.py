@@ -8,7 +8,7 @@ import unicodedata
 from functools import lru_cache
 from typing import Any
 
-from llmeval.records import Result
+from llmeval.results.records import Result
 
 # Scripts written without spaces between words: each character (with its combining marks)
 # is a token, the usual convention for character-level ROUGE on Chinese, Japanese and Thai.

@@ -14,7 +14,7 @@ def write_reports(run_dir: Path, formats: list[str], baseline: Any = None, out_d
     """Write the chosen reports of the run in `run_dir` (into `out_dir`, default the run directory);
     with a `baseline` Run, HTML and Markdown show deltas against it. Returns the files written."""
     from llmeval.errors import UsageError
-    from llmeval.runlog import load_run
+    from llmeval.results.runlog import load_run
 
     bad = [f for f in formats if f not in FORMATS]
     if bad:
@@ -24,7 +24,7 @@ def write_reports(run_dir: Path, formats: list[str], baseline: Any = None, out_d
     out.mkdir(parents=True, exist_ok=True)
     comparison = None
     if baseline is not None and ("html" in formats or "md" in formats):
-        from llmeval.compare import compare_runs
+        from llmeval.decide.compare import compare_runs
 
         comparison = compare_runs(baseline, run, seed=int((run.manifest.get("stats") or {}).get("seed") or 0))
     written = []
@@ -56,7 +56,7 @@ def write_comparison(base: Any, cand: Any, out_dir: Path, comparison: Any) -> li
 def rerender(run_dir: Path, formats: list[str], baseline_dir: Path | None = None,
              out_dir: Path | None = None) -> list[Path]:
     """`llmeval report`: re-render a stored run's reports (with deltas against `baseline_dir`)."""
-    from llmeval.runlog import load_run
+    from llmeval.results.runlog import load_run
 
     baseline = load_run(baseline_dir) if baseline_dir is not None else None
     return write_reports(Path(run_dir), formats, baseline=baseline, out_dir=out_dir)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llmeval.records import Result
 from llmeval.report.view import by_case, metric_keys, run_targets, text_of, thresholds, unsupported_claims
-from llmeval.runlog import Run
+from llmeval.results.records import Result
+from llmeval.results.runlog import Run
 
 BUDGET_BYTES = 13_000_000
 """Default size limit of the JSON (report.html passes what is left of its 14.5 MB page budget)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llmeval.records import Result
+from llmeval.results.records import Result
 
 
 class RunProgress:

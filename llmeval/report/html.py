@@ -20,7 +20,7 @@ from llmeval.report.view import (
     text_of,
     thresholds,
 )
-from llmeval.runlog import Run
+from llmeval.results.runlog import Run
 
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
        "base-uri 'none'; form-action 'none'")

@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from llmeval.records import Result
 from llmeval.report.view import failure_text, metric_keys, run_targets, thresholds
-from llmeval.runlog import Run
+from llmeval.results.records import Result
+from llmeval.results.runlog import Run
 
 # Characters XML 1.0 cannot carry at all (even escaped); model output sometimes has them.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

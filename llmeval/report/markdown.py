@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from llmeval.report.view import best_targets, failure_text, header_facts, metric_keys, run_targets, thresholds
-from llmeval.runlog import Run
+from llmeval.results.runlog import Run
 
 MAX_BYTES = 60_000
 REPORT_URL_MARKER = "<!-- llmeval:report-url -->"

@@ -8,9 +8,9 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from llmeval.records import Result
-from llmeval.runlog import Run
-from llmeval.summary import metric_keys  # noqa: F401  (re-exported: the renderers import it from here)
+from llmeval.results.records import Result
+from llmeval.results.runlog import Run
+from llmeval.results.summary import metric_keys  # noqa: F401  (re-exported: the renderers import it from here)
 
 TARGET_FIELDS = ("model", "python", "outputs")
 

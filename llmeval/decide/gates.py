@@ -1,0 +1,113 @@
+"""Quality gates: thresholds on summary values, and regression gates against a baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from llmeval.config.spec import GateSpec
+
+TARGET_VALUES: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
+    "pass_rate": (lambda e: e.get("pass_rate"), "no value: no case of this target ran"),
+    "errors": (lambda e: e.get("errors"), "no value: no case of this target ran"),
+    "cost_usd": (lambda e: e.get("cost_usd"), "no cost known for this target (it reports no cost per call)"),
+    "latency_p50": (lambda e: (e.get("latency_ms") or {}).get("p50"), "no latency known: every case errored"),
+    "latency_p95": (lambda e: (e.get("latency_ms") or {}).get("p95"), "no latency known: every case errored"),
+    "tokens_prompt": (lambda e: (e.get("tokens") or {}).get("prompt"), "no value: no case of this target ran"),
+    "tokens_completion": (lambda e: (e.get("tokens") or {}).get("completion"), "no value: no case of this target ran"),
+}
+"""The target-level values a gate may name (from summary[target]), each with the note of a gate
+whose value is unknown; latency is in milliseconds. The loader rejects gates on other reserved names."""
+TARGET_LEVEL = set(TARGET_VALUES)
+DROP_TESTABLE = {"pass_rate"}
+"""Target-level values a max_drop gate can test per case against a baseline (metric scores can too)."""
+
+
+def gate_value(metric: str, entry: dict[str, Any]) -> tuple[float | None, str]:
+    """The value a gate on `metric` checks in summary[target], and the note to give when it is None."""
+    if metric in TARGET_VALUES:
+        get, why = TARGET_VALUES[metric]
+        return get(entry), why if entry else "no value: no case of this target ran"
+    return (entry.get(metric) or {}).get("mean"), "no value: every case errored or was not scored"
+
+
+@dataclass
+class GateResult:
+    """One gate on one target: the value, the bound, the verdict, and a note when it matters."""
+
+    name: str
+    target: str
+    metric: str
+    value: float | None
+    threshold: float | None
+    passed: bool
+    kind: str = "min"
+    note: str | None = None
+    index: int = 0
+    details: dict[str, Any] | None = None
+    """Extra facts of a max_drop gate: delta, ci95, p, holm_level, verdict, n_paired, ..."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def gate_name(g: GateSpec) -> str:
+    if g.name:
+        return g.name
+    bound = (
+        f">= {g.min:g}" if g.min is not None else (f"<= {g.max:g}" if g.max is not None else f"drop <= {g.max_drop:g}")
+    )
+    return f"{g.metric} {bound}"
+
+
+def evaluate_gates(
+    gates: list[GateSpec], summary: dict[str, Any], target_ids: list[str], regressions: Any = None
+) -> list[GateResult]:
+    """Check every gate on every target it applies to. `regressions(gate, target)` (from a baseline
+    comparison) decides `max_drop` gates; without a baseline they pass with a note."""
+    out: list[GateResult] = []
+    for i, g in enumerate(gates):
+        for tid in [g.target] if g.target else target_ids:
+            entry = summary.get(tid, {})
+            value, why = gate_value(g.metric, entry)
+            name = gate_name(g)
+            if g.min is not None or g.max is not None:
+                if value is None:
+                    out.append(
+                        GateResult(
+                            name,
+                            tid,
+                            g.metric,
+                            None,
+                            g.min if g.min is not None else g.max,
+                            False,
+                            "min" if g.min is not None else "max",
+                            # A gate that cannot be checked must not pass silently.
+                            why,
+                            i,
+                        )
+                    )
+                else:
+                    if g.min is not None:
+                        out.append(GateResult(name, tid, g.metric, value, g.min, value >= g.min, "min", None, i))
+                    if g.max is not None:
+                        out.append(GateResult(name, tid, g.metric, value, g.max, value <= g.max, "max", None, i))
+            if g.max_drop is not None:
+                if regressions is None:
+                    out.append(
+                        GateResult(
+                            name,
+                            tid,
+                            g.metric,
+                            value,
+                            g.max_drop,
+                            True,
+                            "max_drop",
+                            "not checked: no --baseline given",
+                            i,
+                        )
+                    )
+                else:
+                    out.append(regressions(g, tid, name, i))
+    return out

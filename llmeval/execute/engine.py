@@ -1,0 +1,175 @@
+"""Async execution: per-target concurrency, timeouts, retries with backoff, the cache, progress."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from llmeval.errors import ConfigError, TargetCallError
+from llmeval.execute.cache import ResponseCache, cache_key
+from llmeval.execute.targets.base import Target
+from llmeval.results.records import ErrorInfo, Result, TargetResponse, Usage
+from llmeval.suite.cases import WorkItem
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    """How calls to one target (or the judge) are made."""
+
+    concurrency: int = 8
+    timeout_s: float = 60.0
+    retries: int = 4
+
+
+@dataclass
+class CallStats:
+    """Counters for one target or the judge."""
+
+    calls: int = 0
+    cached: int = 0
+    retries: int = 0
+    errors: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+
+
+def backoff_delay(attempt: int, retry_after: float | None, base: float = 0.5, cap: float = 30.0) -> float:
+    """Seconds to wait before retry `attempt` (0-based): Retry-After when given, else
+    exponential backoff with jitter (half fixed, half random, so retries spread out)."""
+    if retry_after is not None:
+        return min(retry_after, 120.0) + random.uniform(0, 0.05)
+    delay = min(cap, base * 2**attempt)
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+async def call_with_retries(
+    call: Callable[[], Awaitable[T]], policy: CallPolicy, stats: CallStats | None = None
+) -> tuple[T, float]:
+    """Run `call` with the policy's timeout and retries; returns (value, latency of the last attempt in ms)."""
+    attempt = 0
+    while True:
+        started = time.perf_counter()
+        try:
+            value = await asyncio.wait_for(call(), policy.timeout_s)
+            return value, (time.perf_counter() - started) * 1000
+        except TimeoutError:
+            err = TargetCallError("timeout", f"no answer within {policy.timeout_s:g} s", retryable=True)
+        except TargetCallError as e:
+            err = e
+        if not err.retryable or attempt >= policy.retries:
+            if attempt:
+                err.message = f"{err.message} (after {attempt + 1} attempts)"
+            raise err
+        if stats is not None:
+            stats.retries += 1
+        await asyncio.sleep(backoff_delay(attempt, err.retry_after))
+        attempt += 1
+
+
+class Engine:
+    """Runs work items against targets, writes each finished Result through `on_result`."""
+
+    def __init__(
+        self,
+        targets: dict[str, Target],
+        policies: dict[str, CallPolicy],
+        cache: ResponseCache,
+        on_result: Callable[[Result], None],
+        max_errors: int | None = None,
+    ) -> None:
+        self.targets, self.policies, self.cache = targets, policies, cache
+        self.on_result = on_result
+        self.max_errors = max_errors
+        self.stats = {tid: CallStats() for tid in targets}
+        self.errors = 0
+        self.aborted = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def run(self, items: list[WorkItem]) -> None:
+        """Execute every item; returns when all are done, or early after `stop()` / too many errors."""
+        queues: dict[str, list[WorkItem]] = {tid: [] for tid in self.targets}
+        for item in items:
+            queues[item.target].append(item)
+        for tid, queue in queues.items():
+            queue.reverse()  # pop() from the end keeps the original order
+            n = min(self.policies[tid].concurrency, len(queue))
+            self._tasks += [asyncio.create_task(self._worker(tid, queue)) for _ in range(n)]
+        try:
+            await asyncio.gather(*self._tasks)
+        except asyncio.CancelledError:
+            if not self.aborted:
+                raise
+
+    def stop(self) -> None:
+        """Cancel in-flight calls; finished results are already written."""
+        for t in self._tasks:
+            t.cancel()
+
+    async def _worker(self, tid: str, queue: list[WorkItem]) -> None:
+        while queue and not self.aborted:
+            item = queue.pop()
+            result = await self.run_one(item)
+            self.on_result(result)
+            if result.error is not None:
+                self.errors += 1
+                if self.max_errors is not None and self.errors > self.max_errors:
+                    self.aborted = True
+                    self.stop()
+
+    async def run_one(self, item: WorkItem) -> Result:
+        """Call (or read from the cache) one item; failures become a Result with `error`."""
+        target = self.targets[item.target]
+        stats = self.stats[item.target]
+        policy = self.policies[item.target]
+        case = item.case
+        cached = False
+        latency: float | None = None
+        error: ErrorInfo | None = None
+        resp = TargetResponse(None)
+        try:
+            request = target.prepare(case)
+            key = cache_key(target.cache_identity(request), item.epoch) if target.cacheable else None
+            hit = self.cache.get(key) if key else None
+            if hit is not None:
+                resp, latency, cached = TargetResponse.from_dict(hit["response"]), hit.get("latency_ms"), True
+                stats.cached += 1
+            else:
+                stats.calls += 1
+                resp, latency = await call_with_retries(
+                    lambda: target.send(request, case, policy.timeout_s), policy, stats
+                )
+                stats.usage.add(resp.usage)
+                stats.cost_usd += resp.cost_usd or 0.0
+                if key:
+                    self.cache.put(key, target.kind, {"response": resp.to_dict(), "latency_ms": latency})
+        except TargetCallError as e:
+            error = ErrorInfo(e.kind, e.message)
+            stats.errors += 1
+        except ConfigError as e:  # a template that fails for this case only
+            error = ErrorInfo("template_error", e.message)
+            stats.errors += 1
+        except Exception as e:  # a bug in a target or a bad response: record it, keep the run going
+            error = ErrorInfo(type(e).__name__, str(e))
+            stats.errors += 1
+        return Result(
+            case_id=case.id, target=item.target, epoch=item.epoch, input=case.input,
+            expected=case.expected,
+            contexts=resp.contexts if resp.contexts is not None else case.contexts,
+            output=resp.output, latency_ms=None if latency is None else round(latency, 3),
+            usage=resp.usage, cost_usd=resp.cost_usd, cached=cached, error=error, tags=list(case.tags),
+        )
+
+
+def policy_for(spec: Any, defaults: Any, override_concurrency: int | None = None) -> CallPolicy:
+    """The call policy of a target or judge spec, falling back to the suite defaults."""
+    return CallPolicy(
+        concurrency=override_concurrency or spec.concurrency or defaults.concurrency,
+        timeout_s=spec.timeout_s or defaults.timeout_s,
+        retries=defaults.retries if spec.retries is None else spec.retries,
+    )

@@ -1,0 +1,107 @@
+"""The judge: a chat model that metrics call through the engine's retries and the cache."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from llmeval.config.secrets import SECRET_FIELDS, fingerprint
+from llmeval.config.spec import Defaults, JudgeSpec
+from llmeval.execute.cache import ResponseCache, cache_key
+from llmeval.execute.engine import CallPolicy, CallStats, call_with_retries, policy_for
+from llmeval.results.records import Completion
+
+
+class JudgePool:
+    """Builds every judge of a run (the suite's and each metric's own) with the suite's call
+    defaults and the run's cache; all of them count into one `stats` (run.json's judge_usage)."""
+
+    def __init__(self, cache: ResponseCache, defaults: Defaults | None = None,
+                 concurrency: int | None = None) -> None:
+        self.cache = cache
+        self.defaults = defaults if defaults is not None else Defaults()
+        self.concurrency = concurrency
+        self.stats = CallStats()
+        self._judges: dict[str, Judge] = {}
+
+    def judge(self, spec: JudgeSpec | None) -> Judge:
+        """The judge for `spec` (one per distinct spec, so its concurrency limit is shared);
+        `spec=None` gives a judge slot that only hands out metric-level judges."""
+        key = spec.model_dump_json() if spec is not None else ""
+        if key not in self._judges:
+            policy = policy_for(spec, self.defaults, self.concurrency) if spec is not None else CallPolicy()
+            self._judges[key] = Judge(spec, policy, self.cache, pool=self)
+        return self._judges[key]
+
+
+class Judge:
+    """Completes judge prompts with bounded concurrency, retries and caching.
+
+    Tokens and cost are counted in `stats`, separately from the targets'."""
+
+    def __init__(self, spec: JudgeSpec | None, policy: CallPolicy, cache: ResponseCache,
+                 pool: JudgePool | None = None) -> None:
+        self.spec = spec
+        self.policy = policy
+        self.cache = cache
+        self.pool = pool if pool is not None else JudgePool(cache)
+        self.stats = self.pool.stats
+        self._sem = asyncio.Semaphore(policy.concurrency)
+
+    @property
+    def model(self) -> str | None:
+        return self.spec.model if self.spec is not None else None
+
+    def with_overrides(self, spec: JudgeSpec | None) -> Judge:
+        """A metric's own judge, with its own call policy (suite defaults for what it leaves out),
+        sharing this judge's cache and stats."""
+        if spec is None:
+            return self
+        return self.pool.judge(spec)
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        params: dict[str, Any] | None = None,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
+        score_tokens: list[str] | None = None,
+        sample: int = 0,
+    ) -> Completion:
+        """One judge completion (cached by model, messages, params and `sample` index).
+
+        Raises TargetCallError when it still fails after retries."""
+        from llmeval.execute.providers.chat import acomplete
+
+        if self.spec is None:
+            raise ValueError("no judge configured: the suite has no `judge:` and the metric names none")
+        merged = {**self.spec.params, **(params or {})}
+        identity = {"kind": "judge", "model": self.spec.model, "messages": messages,
+                    "params": {k: v for k, v in merged.items() if k not in SECRET_FIELDS},
+                    "logprobs": logprobs, "top_logprobs": top_logprobs, "score_tokens": score_tokens}
+        # The server picks the answer (two hosts may serve one model name): its hash joins the key.
+        base = self.spec.api_base or merged.get("api_base") or merged.get("base_url")
+        if base:
+            identity["api_base"] = fingerprint(str(base))
+        key = cache_key(identity, sample)
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.stats.cached += 1
+            return Completion.from_dict(hit)
+        async with self._sem:
+            self.stats.calls += 1
+            try:
+                completion, _ = await call_with_retries(
+                    lambda: acomplete(self.spec.model, messages, params=merged, api_base=self.spec.api_base,
+                                      api_key=self.spec.api_key, timeout=self.policy.timeout_s, logprobs=logprobs,
+                                      top_logprobs=top_logprobs, score_tokens=score_tokens),
+                    self.policy, self.stats,
+                )
+            except Exception:
+                self.stats.errors += 1
+                raise
+        self.stats.usage.add(completion.usage)
+        self.stats.cost_usd += completion.cost_usd or 0.0
+        self.cache.put(key, "judge", completion.to_dict())
+        return completion

@@ -1,0 +1,31 @@
+"""One entry point for chat completions: `local/...` in-process, anything else via litellm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmeval.results.records import Completion
+
+
+async def acomplete(
+    model: str,
+    messages: list[dict[str, Any]],
+    *,
+    params: dict[str, Any],
+    api_base: str | None = None,
+    api_key: str | None = None,
+    timeout: float | None = None,
+    logprobs: bool = False,
+    top_logprobs: int = 0,
+    score_tokens: list[str] | None = None,
+) -> Completion:
+    """Complete a chat; raises TargetCallError (retryable or not) on failure."""
+    if model.startswith("local/"):
+        from llmeval.execute.providers import local
+
+        return await local.acomplete(model, messages, params=params, logprobs=logprobs,
+                                     top_logprobs=top_logprobs, score_tokens=score_tokens, timeout=timeout)
+    from llmeval.execute.providers.litellm_api import acomplete as litellm_complete
+
+    return await litellm_complete(model, messages, params=params, api_base=api_base, api_key=api_key,
+                                  timeout=timeout, logprobs=logprobs, top_logprobs=top_logprobs)

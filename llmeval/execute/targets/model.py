@@ -1,0 +1,66 @@
+"""A chat model through litellm (any provider) or the in-process `local/` provider."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmeval.config.secrets import SECRET_FIELDS
+from llmeval.config.templates import render
+from llmeval.execute.providers.chat import acomplete
+from llmeval.execute.targets.base import Target
+from llmeval.results.records import Case, TargetResponse
+
+
+class ModelTarget(Target):
+    """Renders system/prompt (or messages) per case and calls the model."""
+
+    kind = "model"
+    description = "a chat model: any litellm model string, or local/<path|id|smollm2-135m>"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        if self.spec.model and self.spec.model.startswith("local/"):
+            from llmeval.execute.providers.local import resolve_local_model
+
+            resolve_local_model(self.spec.model)
+        elif self.spec.model:
+            # Import litellm (~3 s) now, not inside the first timed call: otherwise the first
+            # case's latency includes the import and a short timeout_s fails it.
+            from llmeval.execute.providers.litellm_api import _lib
+
+            _lib()
+
+    def prepare(self, case: Case) -> dict[str, Any]:
+        v = self.variables(case)
+        s = self.spec
+        if s.messages:
+            messages = [{**m, "content": render(m.get("content", ""), v)} for m in s.messages]
+        else:
+            messages = []
+            if s.system:
+                messages.append({"role": "system", "content": render(s.system, v)})
+            user = render(s.prompt, v) if s.prompt is not None else _as_text(case.input)
+            messages.append({"role": "user", "content": user})
+        return {"model": s.model, "messages": messages, "params": dict(s.params)}
+
+    def cache_identity(self, request: dict[str, Any]) -> dict[str, Any]:
+        params = {k: v for k, v in request["params"].items() if k not in SECRET_FIELDS}
+        # api_base picks the server (two vLLM hosts may serve the same model name); it is
+        # hashed into the key, never stored. The api_key cannot change an answer: left out.
+        return {"kind": self.kind, "model": request["model"], "api_base": self.spec.api_base,
+                "messages": request["messages"], "params": params}
+
+    async def send(self, request: dict[str, Any], case: Case, timeout: float) -> TargetResponse:
+        c = await acomplete(
+            request["model"], request["messages"], params=request["params"],
+            api_base=self.spec.api_base, api_key=self.spec.api_key, timeout=timeout,
+        )
+        return TargetResponse(c.text, None, c.usage, c.cost_usd)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,92 @@
+"""A Python callable in the user's project: `module:function`, sync or async."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from llmeval.errors import ConfigError, TargetCallError
+from llmeval.execute.targets.base import Target
+from llmeval.results.records import Case, TargetResponse, Usage
+
+
+class PythonTarget(Target):
+    """Calls `fn(case)`; the result is a string or a mapping with output (and contexts, usage)."""
+
+    kind = "python"
+    description = "a Python callable module:function(case) -> str | {output, contexts}; sync or async"
+    cacheable = False
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        ref = self.spec.python or ""
+        module, _, attr = ref.partition(":")
+        if not module or not attr:
+            raise ConfigError(f"python target '{self.id}': expected 'module:function', got '{ref}'")
+        # Absolute paths: a relative suite path would give sys.path a "." that means nothing
+        # once the working directory changes.
+        here = self.suite_dir.resolve()
+        for p in (str(here), str(here.parent), str(Path.cwd())):
+            if p not in sys.path:
+                sys.path.append(p)
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as e:
+            raise ConfigError(
+                f"python target '{self.id}': cannot import '{module}': {e}",
+                hint="the module must be importable from the suite's folder, its parent or the current directory",
+            ) from None
+        fn = getattr(mod, attr, None)
+        if not callable(fn):
+            raise ConfigError(f"python target '{self.id}': '{module}' has no callable '{attr}'")
+        self.fn = fn
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.concurrency: int = self.spec.concurrency or 8
+        """Threads for a sync callable; the runner sets it to the target's call policy."""
+        self._pool: ThreadPoolExecutor | None = None
+
+    def prepare(self, case: Case) -> dict[str, Any]:
+        return {"callable": self.spec.python}
+
+    async def send(self, request: dict[str, Any], case: Case, timeout: float) -> TargetResponse:
+        try:
+            if self.is_async:
+                value = await self.fn(case)
+            else:
+                # Sync callables run in the target's own pool, as wide as its concurrency: the loop's
+                # default pool is capped at min(32, cpus + 4) threads.
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"llmeval-{self.id}")
+                value = await asyncio.get_running_loop().run_in_executor(self._pool, self.fn, case)
+        except TargetCallError:
+            raise
+        except Exception as e:  # the user's code failed: a recorded error, not a crash
+            raise TargetCallError("python_error", f"{type(e).__name__}: {e}") from None
+        return _response(value)
+
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            # Don't wait: a call that timed out may still be running in a thread.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def _response(value: Any) -> TargetResponse:
+    if isinstance(value, str):
+        return TargetResponse(value)
+    if isinstance(value, dict) and "output" in value:
+        ctx = value.get("contexts")
+        u = value.get("usage") or {}
+        return TargetResponse(
+            None if value["output"] is None else str(value["output"]),
+            [str(c) for c in ctx] if ctx is not None else None,
+            Usage(int(u.get("prompt", 0)), int(u.get("completion", 0))),
+            value.get("cost_usd"),
+        )
+    raise TargetCallError("bad_response", f"expected a str or a dict with 'output', got {type(value).__name__}")

@@ -1,0 +1,58 @@
+"""Recorded outputs (a JSONL file keyed by case id): score a release without calling it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from llmeval.errors import ConfigError, TargetCallError
+from llmeval.execute.targets.base import Target
+from llmeval.results.records import Case, TargetResponse
+
+
+class RecordedTarget(Target):
+    """Looks each case up in the file: `{"id": ..., "output": ..., "contexts": [...]}` per line."""
+
+    kind = "outputs"
+    description = "recorded outputs from a JSONL file keyed by case id (id, output, contexts?)"
+    cacheable = False
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        ref = self.spec.outputs or ""
+        path = Path(ref) if Path(ref).is_absolute() else self.suite_dir / ref
+        if not path.exists():
+            where = path.parent.resolve()
+            raise ConfigError(f"outputs file for target '{self.id}' not found: {ref} (looked in {where})")
+        self.records: dict[str, dict[str, Any]] = {}
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                key = str(row.get("id", row.get("case_id")))
+            except (json.JSONDecodeError, AttributeError):
+                raise ConfigError(f"{ref} line {n}: not a JSON object with an id") from None
+            self.records[key] = row
+
+    def prepare(self, case: Case) -> dict[str, Any]:
+        return {"outputs": self.spec.outputs, "id": case.id}
+
+    async def send(self, request: dict[str, Any], case: Case, timeout: float) -> TargetResponse:
+        row = self.records.get(case.id)
+        if row is None:
+            raise TargetCallError("missing_output", f"no recorded output for case '{case.id}' in {self.spec.outputs}")
+        ctx = row.get("contexts")
+        if ctx is not None and not isinstance(ctx, list):
+            ctx = [ctx]
+        return TargetResponse(_text(row.get("output")), [_text(c) for c in ctx] if ctx is not None else None)
+
+
+def _text(value: Any) -> str | None:
+    """Metrics score text: numbers become their str(), objects and lists their JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)

@@ -1,0 +1,48 @@
+"""Score results with the suite's metrics and decide each result's `passed`."""
+
+from __future__ import annotations
+
+from llmeval.errors import LlmevalError
+from llmeval.metrics.base import Metric, ScoringContext
+from llmeval.results.records import Result, Score
+
+
+async def score_results(results: list[Result], metrics: list[Metric], ctx: ScoringContext) -> None:
+    """Fill `scores` and `passed` of every result in place (errored results get no scores)."""
+    ok = [r for r in results if r.error is None]
+    for r in results:
+        r.scores = {}
+    for metric in metrics:
+        if not ok:
+            break
+        try:
+            per_case = await metric.score_all(ok, ctx)
+        except LlmevalError:
+            raise  # a user error (missing dependency, bad option): exit 2 with its message
+        except Exception as e:  # a bug in a batched metric must not lose the run's outputs
+            reason = f"metric error: {type(e).__name__}: {e}"
+            per_case = [{k: null_score(reason) for k in metric.keys()} for _ in ok]
+        for r, scores in zip(ok, per_case, strict=True):
+            r.scores.update(scores)
+    gated = {k for m in metrics if m.threshold is not None for k in m.keys()}
+    for r in results:
+        r.passed = case_passed(r, gated)
+
+
+def case_passed(r: Result, gated: set[str] | None = None) -> bool:
+    """A result passes when it has no error and no score with a threshold failed.
+
+    A score that could not be computed (value None) neither passes nor fails the case on its own;
+    but when the case has scores for thresholded metrics (`gated` keys) and ALL of them are None
+    (e.g. the judge failed on every metric), nothing was checked, so the case does not pass."""
+    if r.error is not None or r.output is None:
+        return False
+    if any(s.passed is False for s in r.scores.values()):
+        return False
+    checked = [s for k, s in r.scores.items() if k in (gated or ())]
+    return not checked or any(s.value is not None for s in checked)
+
+
+def null_score(reason: str) -> Score:
+    """A score that could not be computed, with the reason."""
+    return Score(None, None, reason)

@@ -1,0 +1,105 @@
+"""Aggregate results into run.json's `summary`: per target, per metric and overall.
+
+Counts: `n` counts results (cases x epochs), `n_cases` counts distinct cases; means and CIs are over
+cases (epochs averaged within a case first). `tokens` and `cost_usd` include cached answers: they
+describe the answers scored, not what this run paid (`cached` says how many were cached)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from llmeval.metrics.base import Metric
+from llmeval.results.records import Result
+from llmeval.results.stats import mean_ci, percentile, rounded
+
+
+def metric_keys(manifest: dict[str, Any]) -> list[str]:
+    """Score names in suite order (a multi-key metric such as rouge gives several)."""
+    return [k for m in manifest.get("metrics", []) for k in (m.get("keys") or [m.get("name")])]
+
+
+def case_value(rs: list[Result], key: str) -> float | None:
+    """One case's value from its results (its epochs): the mean of the metric's non-null values;
+    for `pass_rate` the share of epochs that passed, an errored epoch counting as failed."""
+    if key == "pass_rate":
+        return sum(1.0 for r in rs if r.passed) / len(rs) if rs else None
+    vals = [s.value for r in rs if (s := r.scores.get(key)) is not None and s.value is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def per_case_values(results: list[Result], target: str, key: str) -> dict[str, float]:
+    """case_id -> case_value for one target: what compare and max_drop gates pair across runs."""
+    groups: dict[str, list[Result]] = defaultdict(list)
+    for r in results:
+        if r.target == target:
+            groups[r.case_id].append(r)
+    return {cid: v for cid, rs in groups.items() if (v := case_value(rs, key)) is not None}
+
+
+def build_summary(results: list[Result], metrics: list[Metric], target_ids: list[str], seed: int = 0) -> dict[str, Any]:
+    """summary[target] = {metric: {mean, ci95, n, n_cases, n_null, pass_rate, corpus?}, pass_rate, errors, ...}."""
+    by_target: dict[str, list[Result]] = defaultdict(list)
+    for r in results:
+        by_target[r.target].append(r)
+    summary: dict[str, Any] = {}
+    for tid in target_ids:
+        rs = by_target.get(tid, [])
+        entry: dict[str, Any] = {}
+        for m in metrics:
+            corpus = m.corpus([r for r in rs if r.error is None]) if rs else {}
+            for key in m.keys():
+                entry[key] = metric_summary(rs, key, seed)
+                if key in corpus:
+                    entry[key].update({k: rounded(v) for k, v in corpus[key].items()})
+        entry.update(target_totals(rs))
+        summary[tid] = entry
+    return summary
+
+
+def metric_summary(results: list[Result], key: str, seed: int = 0) -> dict[str, Any]:
+    """Mean and bootstrap 95% CI over cases (epochs averaged within a case first); `n` counts the
+    scored results, `n_cases` the cases the mean and CI are over; pass rate over scored results."""
+    per_case: dict[str, list[float]] = defaultdict(list)
+    passes: list[bool] = []
+    n_null = 0
+    for r in results:
+        s = r.scores.get(key)
+        if s is None:
+            continue
+        if s.value is None:
+            n_null += 1
+            continue
+        per_case[r.case_id].append(s.value)
+        if s.passed is not None:
+            passes.append(s.passed)
+    values = [sum(v) / len(v) for v in per_case.values()]
+    n = sum(len(v) for v in per_case.values())
+    if not values:
+        return {"mean": None, "ci95": None, "n": 0, "n_cases": 0, "n_null": n_null, "pass_rate": None}
+    mean, lo, hi = mean_ci(values, seed)
+    return {
+        "mean": rounded(mean),
+        "ci95": [rounded(lo), rounded(hi)],
+        "n": n,
+        "n_cases": len(values),
+        "n_null": n_null,
+        "pass_rate": rounded(sum(passes) / len(passes)) if passes else None,
+    }
+
+
+def target_totals(rs: list[Result]) -> dict[str, Any]:
+    """Per-target pass rate, errors, latency percentiles, tokens and cost; `n` counts results
+    (cases x epochs), `n_cases` distinct cases; tokens and cost include cached answers."""
+    lat = [r.latency_ms for r in rs if r.latency_ms is not None and r.error is None]
+    costs = [r.cost_usd for r in rs if r.cost_usd is not None]
+    return {
+        "n": len(rs),
+        "n_cases": len({r.case_id for r in rs}),
+        "pass_rate": rounded(sum(1 for r in rs if r.passed) / len(rs)) if rs else None,
+        "errors": sum(1 for r in rs if r.error is not None),
+        "cached": sum(1 for r in rs if r.cached),
+        "latency_ms": {"p50": rounded(percentile(lat, 50), 3), "p95": rounded(percentile(lat, 95), 3)},
+        "tokens": {"prompt": sum(r.usage.prompt for r in rs), "completion": sum(r.usage.completion for r in rs)},
+        "cost_usd": rounded(sum(costs), 8) if costs else None,
+    }
