@@ -32,7 +32,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llmeval.pipeline.runner import RunOptions, run_suite  # noqa: E402  (needs the repo root on sys.path)
+from llmeval.pipeline.options import RunOptions  # noqa: E402
+from llmeval.pipeline.runner import run_suite  # noqa: E402  (needs the repo root on sys.path)
 
 FAST_TARGETS = '''\
 def answer(case):

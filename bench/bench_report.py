@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from llmeval.report import write_reports  # noqa: E402
+from llmeval.pipeline.reports import write_reports  # noqa: E402
 from llmeval.results.runlog import load_run  # noqa: E402
 from tests.runfactory import result, write_run  # noqa: E402
 

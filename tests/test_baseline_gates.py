@@ -193,7 +193,7 @@ def test_holm_bonferroni_adjusts_over_all_max_drop_gates(tmp_path: Path) -> None
     candidate = {"m1": cand(19), "m2": cand(13), "m3": cand(0)}
     baseline_run = Run(tmp_path, {"run_id": "base"}, _results(base))
     results = _results(candidate)
-    check = regression_checker(baseline_run, results, suite)
+    check = regression_checker(baseline_run, results, suite.spec)
     gates = evaluate_gates(suite.spec.gates, {}, ["bot"], check)
     by_metric = {g.metric: g for g in gates}
     m1, m2, m3 = by_metric["m1"].details, by_metric["m2"].details, by_metric["m3"].details
@@ -213,7 +213,7 @@ def test_cases_in_only_one_run_are_named_in_the_note(tmp_path: Path) -> None:
     cand = _results({k: [1.0] * 30 for k in ("m1", "m2", "m3")})[5:]
     cand += _results({k: [1.0] for k in ("m1", "m2", "m3")})
     cand[-1].case_id = "new"
-    check = regression_checker(Run(tmp_path, {}, base), cand, suite)
+    check = regression_checker(Run(tmp_path, {}, base), cand, suite.spec)
     gate = evaluate_gates(suite.spec.gates[:1], {}, ["bot"], check)[0]
     assert gate.details["n_paired"] == 25
     assert gate.note.endswith("not compared: 1 case(s) only in the candidate, 5 case(s) only in the baseline")

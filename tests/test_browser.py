@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llmeval.report import write_reports
+from llmeval.pipeline.reports import write_reports
 from llmeval.results.runlog import load_run
 from tests.runfactory import result, write_run
 

@@ -20,8 +20,9 @@ from typer.testing import CliRunner
 
 from llmeval.cli.main import app
 from llmeval.errors import TargetCallError
-from llmeval.execute.engine import CallPolicy, CallStats, backoff_delay, call_with_retries
+from llmeval.execute.engine import CallPolicy, backoff_delay, call_with_retries
 from llmeval.execute.providers.litellm_api import parse_retry_after
+from llmeval.results.records import CallStats
 from tests.fakes import FakeOpenAI, Reply
 
 runner = CliRunner()

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from llmeval.cli.main import app
-from llmeval.report import write_reports
+from llmeval.pipeline.reports import write_reports
 from llmeval.results.runlog import load_run
 from tests.runfactory import result, write_run
 

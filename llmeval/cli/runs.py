@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from llmeval.cli.main import (
+from llmeval.cli.app import (
     REPORT_FORMATS,
     app,
     github_enabled,
@@ -34,7 +34,7 @@ def merge(
 ) -> None:
     """Merge shard runs into one run: results combined, summary and gates recomputed."""
     from llmeval.pipeline.merge import merge_runs
-    from llmeval.pipeline.runner import RunOptions
+    from llmeval.pipeline.options import RunOptions
 
     if baseline is not None:
         from llmeval.decide.baseline import check_baseline_path
@@ -76,7 +76,7 @@ def compare(
     """Baseline vs candidate: per-metric deltas with 95% CIs, regressions, improvements.
 
     Exit 1 when a max_drop gate of the candidate's suite fails."""
-    from llmeval.decide.compare import compare_dirs
+    from llmeval.pipeline.compare import compare_dirs
 
     outcome = compare_dirs(base, cand, out, seed, resamples)
     if json_out:
@@ -100,7 +100,7 @@ def report(
     out: Path | None = typer.Option(None, "-o", "--out", help="Where the reports go (default: RUN_DIR)."),
 ) -> None:
     """Re-render reports from a stored run, no model calls."""
-    from llmeval.report import rerender
+    from llmeval.pipeline.reports import rerender
 
     for path in rerender(run_dir, parse_formats(format, REPORT_FORMATS), baseline, out):
         typer.echo(str(path))

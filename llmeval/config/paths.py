@@ -23,3 +23,8 @@ def find(name: str | Path, base_dir: Path | None, kind: str = "any") -> Path | N
     """The first existing `name` (kind: "file", "dir" or "any"), or None."""
     test = {"file": Path.is_file, "dir": Path.is_dir, "any": Path.exists}[kind]
     return next((c for c in candidates(name, base_dir) if test(c)), None)
+
+
+def metrics_dirs(base_dir: Path | None) -> list[Path]:
+    """Where a project's `metrics/` folder may be: next to the suite, one level up, or in the cwd."""
+    return [d for d in candidates("metrics", base_dir) if d.is_dir()]

@@ -6,6 +6,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+TARGET_LEVEL = frozenset({"pass_rate", "errors", "cost_usd", "latency_p50", "latency_p95", "tokens_prompt",
+                          "tokens_completion"})
+"""Target-level values a gate may name besides metric scores (from summary[target]; latency in ms)."""
+DROP_TESTABLE = frozenset({"pass_rate"})
+"""Target-level values a max_drop gate can test per case against a baseline (metric scores can too)."""
+
 
 class Strict(BaseModel):
     """Base for every suite model: unknown keys are errors."""

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmeval.config.spec import GateSpec
-from llmeval.decide.gates import DROP_TESTABLE, TARGET_LEVEL, GateResult
+from llmeval.config.spec import DROP_TESTABLE, TARGET_LEVEL, GateSpec, SuiteSpec
+from llmeval.decide.gates import GateResult
 from llmeval.errors import UsageError
 from llmeval.results.records import Result
 from llmeval.results.runlog import MANIFEST, Run, load_run
 from llmeval.results.summary import per_case_values
-from llmeval.suite.loader import Suite
 
 ALPHA = 0.05
 """Family-wise error rate of the max_drop tests of one run (one-sided, 95% confidence)."""
@@ -72,9 +71,9 @@ def _check_complete(run_dir: Path) -> None:
                          "can be a baseline", hint="pass a run that finished (status 'complete' in its run.json)")
 
 
-def load_baseline(path: str | Path, suite: Suite) -> Run | None:
-    """The baseline run for `suite`: the run at `path` (UsageError unless complete), or the newest
-    complete run of the same suite name below it; None when a folder of runs has none."""
+def load_baseline(path: str | Path, suite_name: str) -> Run | None:
+    """The baseline run of suite `suite_name`: the run at `path` (UsageError unless complete), or the
+    newest complete run of that suite below it; None when a folder of runs has none."""
     p = Path(path)
     if (p / MANIFEST).is_file() or (p.is_file() and p.name == MANIFEST):
         _check_complete(p.parent if p.is_file() else p)
@@ -88,7 +87,7 @@ def load_baseline(path: str | Path, suite: Suite) -> Run | None:
             m = json.loads((r / MANIFEST).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             continue
-        if (m.get("suite") or {}).get("name") == suite.name and m.get("status") == "complete":
+        if (m.get("suite") or {}).get("name") == suite_name and m.get("status") == "complete":
             same.append((m.get("finished_at") or "", m.get("run_id") or r.name, r))
     return load_run(max(same)[2]) if same else None
 
@@ -114,13 +113,13 @@ class _Test:
     skip: str | None = None
 
 
-def regression_checker(baseline_run: Run | None, results: list[Result], suite: Suite) -> RegressionChecker:
-    """A callable deciding each max_drop gate of `suite` for `llmeval run --baseline`."""
+def regression_checker(baseline_run: Run | None, results: list[Result], spec: SuiteSpec) -> RegressionChecker:
+    """A callable deciding each max_drop gate of the suite `spec` for `llmeval run --baseline`."""
     present = {r.target for r in results}
-    target_ids = [t.id for t in suite.spec.targets if t.id in present]
+    target_ids = [t.id for t in spec.targets if t.id in present]
     base = baseline_run.results if baseline_run is not None else None
     label = str(baseline_run.dir) if baseline_run is not None else None
-    return drop_checker(suite.spec.gates, target_ids, suite.spec.defaults.seed, base, results, label)
+    return drop_checker(spec.gates, target_ids, spec.defaults.seed, base, results, label)
 
 
 def drop_checker(gates: list[GateSpec], target_ids: list[str], seed: int, base_results: list[Result] | None,

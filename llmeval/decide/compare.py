@@ -353,37 +353,3 @@ def max_drop_gates(base: Run, cand: Run) -> list[Any]:
     check = drop_checker(gates, target_ids, seed, base.results, cand.results, str(base.dir))
     return [check(g, tid, gate_name(g), i) for i, g in enumerate(gates) if g.max_drop is not None
             for tid in ([g.target] if g.target else target_ids)]
-
-
-@dataclass
-class CompareOutcome:
-    """What `llmeval compare` produced: the comparison, the max_drop gate verdicts, the files."""
-
-    comparison: Comparison
-    gates: list[Any]
-    files: list[Any]
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if all(g.passed for g in self.gates) else 1
-
-
-def compare_dirs(base_dir: Any, cand_dir: Any, out_dir: Any = None, seed: int | None = None,
-                 resamples: int = 10_000) -> CompareOutcome:
-    """Load two run directories, compare them, decide the candidate suite's max_drop gates and write
-    compare.html and compare.md (into `out_dir`, default the candidate's run directory)."""
-    from pathlib import Path
-
-    from llmeval.report import write_comparison
-    from llmeval.results.runlog import load_run
-
-    base, cand = load_run(base_dir), load_run(cand_dir)
-    if seed is None:
-        seed = int((cand.manifest.get("stats") or {}).get("seed") or 0)
-    cmp = compare_runs(base, cand, seed=seed, resamples=resamples)
-    gates = max_drop_gates(base, cand)
-    # The reports show the candidate's own gates with its max_drop gates decided against `base`.
-    kept = [g for g in cand.manifest.get("gates") or [] if g.get("kind") != "max_drop"]
-    view = Run(cand.dir, {**cand.manifest, "gates": kept + [g.to_dict() for g in gates]}, cand.results)
-    files = write_comparison(base, view, Path(out_dir) if out_dir is not None else cand.dir, cmp)
-    return CompareOutcome(cmp, gates, files)

@@ -18,10 +18,7 @@ TARGET_VALUES: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
     "tokens_completion": (lambda e: (e.get("tokens") or {}).get("completion"), "no value: no case of this target ran"),
 }
 """The target-level values a gate may name (from summary[target]), each with the note of a gate
-whose value is unknown; latency is in milliseconds. The loader rejects gates on other reserved names."""
-TARGET_LEVEL = set(TARGET_VALUES)
-DROP_TESTABLE = {"pass_rate"}
-"""Target-level values a max_drop gate can test per case against a baseline (metric scores can too)."""
+whose value is unknown; latency is in milliseconds. Its keys are config.spec.TARGET_LEVEL."""
 
 
 def gate_value(metric: str, entry: dict[str, Any]) -> tuple[float | None, str]:

@@ -6,14 +6,13 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from llmeval.errors import ConfigError, TargetCallError
 from llmeval.execute.cache import ResponseCache, cache_key
 from llmeval.execute.targets.base import Target
-from llmeval.results.records import ErrorInfo, Result, TargetResponse, Usage
-from llmeval.suite.cases import WorkItem
+from llmeval.results.records import CallStats, ErrorInfo, Result, TargetResponse, WorkItem
 
 T = TypeVar("T")
 
@@ -25,18 +24,6 @@ class CallPolicy:
     concurrency: int = 8
     timeout_s: float = 60.0
     retries: int = 4
-
-
-@dataclass
-class CallStats:
-    """Counters for one target or the judge."""
-
-    calls: int = 0
-    cached: int = 0
-    retries: int = 0
-    errors: int = 0
-    usage: Usage = field(default_factory=Usage)
-    cost_usd: float = 0.0
 
 
 def backoff_delay(attempt: int, retry_after: float | None, base: float = 0.5, cap: float = 30.0) -> float:

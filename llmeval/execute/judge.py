@@ -8,8 +8,8 @@ from typing import Any
 from llmeval.config.secrets import SECRET_FIELDS, fingerprint
 from llmeval.config.spec import Defaults, JudgeSpec
 from llmeval.execute.cache import ResponseCache, cache_key
-from llmeval.execute.engine import CallPolicy, CallStats, call_with_retries, policy_for
-from llmeval.results.records import Completion
+from llmeval.execute.engine import CallPolicy, call_with_retries, policy_for
+from llmeval.results.records import CallStats, Completion
 
 
 class JudgePool:

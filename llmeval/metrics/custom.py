@@ -8,15 +8,15 @@ import inspect
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ConfigDict
 
+from llmeval.config.paths import metrics_dirs
 from llmeval.errors import ConfigError
 from llmeval.metrics.base import Metric, MetricOptions
-from llmeval.metrics.judging import metrics_dirs
 from llmeval.results.records import Result, Score
 
 
@@ -60,18 +60,17 @@ def _registers(path: Path, name: str) -> bool:
     return re.search(rf"register_metric\(\s*['\"]{re.escape(name)}['\"]", text) is not None
 
 
-def load_user_metric(name: str, base_dir: Path | None) -> type[Metric] | None:
-    """Import the metrics/*.py file that registers `name` (metrics/<name>.py first); None if none does."""
-    from llmeval.metrics.registry import _USER
-
+def load_user_metric(name: str, base_dir: Path | None, registered: Mapping[str, type[Metric]]) -> type[Metric] | None:
+    """Import the metrics/*.py file that registers `name` (metrics/<name>.py first) and return the class
+    it put into `registered` (the registry's table of user metrics); None if no file registers it."""
     for folder in metrics_dirs(base_dir):
         files = [folder / f"{name}.py"] + sorted(p for p in folder.glob("*.py") if p.stem != name)
         for path in files:
             if not path.is_file() or not _registers(path, name):
                 continue
             _import(path)
-            if name in _USER:
-                return _USER[name]
+            if name in registered:
+                return registered[name]
     return None
 
 

@@ -9,8 +9,9 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from llmeval.config.paths import metrics_dirs
 from llmeval.config.spec import JudgeSpec
 from llmeval.errors import ConfigError, TargetCallError
 from llmeval.metrics.base import Metric, MetricOptions, ScoringContext
@@ -25,6 +26,19 @@ REPAIR = (
     "Your previous answer could not be used: {error}\n"
     "Answer again, following the required format exactly and adding nothing else."
 )
+
+
+class JudgeClient(Protocol):
+    """What a judge metric needs from the run's judge (llmeval.execute.judge.Judge is one): a
+    completion with retries and caching, and the judge a metric's own `judge:` options name."""
+
+    spec: JudgeSpec | None
+
+    def with_overrides(self, spec: JudgeSpec | None) -> JudgeClient: ...
+
+    async def complete(self, messages: list[dict[str, Any]], *, params: dict[str, Any] | None = None,
+                       logprobs: bool = False, top_logprobs: int = 0, score_tokens: list[str] | None = None,
+                       sample: int = 0) -> Completion: ...
 
 
 class ParseProblem(ValueError):
@@ -44,13 +58,6 @@ class JudgeOptions(MetricOptions):
 
     judge: JudgeSpec | None = None
     """This metric's own judge ({model, params, api_base, ...}) instead of the suite's `judge:`."""
-
-
-def metrics_dirs(base_dir: Path | None) -> list[Path]:
-    """Where a project's `metrics/` folder may be: next to the suite, one level up, or in the cwd."""
-    from llmeval.config.paths import candidates
-
-    return [d for d in candidates("metrics", base_dir) if d.is_dir()]
 
 
 def prompt_file(name: str, metrics_dir: Path | None) -> Path:
@@ -203,12 +210,6 @@ class JudgeMetric(Metric, ABC):
         judge pool: the suite's call defaults, the run's cache, counted in judge_usage)."""
         spec: JudgeSpec | None = getattr(self.options, "judge", None)
         judge = ctx.judge
-        if judge is None and spec is not None:
-            # Scoring outside a run (the Python API with no judge): defaults, no cache file left open.
-            from llmeval.execute.cache import ResponseCache
-            from llmeval.execute.judge import JudgePool
-
-            judge = JudgePool(ResponseCache(enabled=False)).judge(None)
         if judge is None:
             return None
         if spec is not None:
@@ -226,11 +227,6 @@ class JudgeMetric(Metric, ABC):
             return [{k: failed for k in self.keys()} for _ in samples]
         scored = await asyncio.gather(*(self._guarded(s, judge, ctx) for s in samples))
         scored = await self.finish(samples, scored, ctx)
-        if ctx.judge is None:  # no run judge pool: this metric's judge usage is only reported here
-            s = judge.stats
-            from llmeval.pipeline.manifest import call_stats
-
-            self.note(ctx, judge_usage=call_stats(s))
         return [self._apply_threshold(x if isinstance(x, dict) else {self.name: x}) for x in scored]
 
     async def _guarded(self, sample: Result, judge: Any, ctx: ScoringContext) -> Score | dict[str, Score]:

@@ -88,7 +88,7 @@ def build_metric(name: str, options: Any, base_dir: Path | None = None) -> Metri
     if cls is None:
         from llmeval.metrics.custom import load_user_metric
 
-        cls = load_user_metric(base, base_dir)  # metrics/*.py are imported only when named
+        cls = load_user_metric(base, base_dir, _USER)  # metrics/*.py are imported only when named
     if cls is None:
         import difflib
 

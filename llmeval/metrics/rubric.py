@@ -47,8 +47,8 @@ def find_rubric(path: str, base_dir: Path | None) -> Path:
 
 def load_rubric(path: Path) -> RubricFile:
     """Parse and validate a rubric file; errors carry the rubric's file:line:col."""
+    from llmeval.config.validation import validation_error
     from llmeval.config.yamlpos import parse_yaml, to_plain
-    from llmeval.suite.loader import validation_error
 
     tree = parse_yaml(path)
     if not isinstance(tree, dict):

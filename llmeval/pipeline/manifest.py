@@ -6,14 +6,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmeval import __version__
 from llmeval.config.secrets import redact
 from llmeval.results.runlog import MANIFEST, SCHEMA_VERSION, write_json_atomic
 from llmeval.results.stats import BOOTSTRAP_RESAMPLES, CI_METHOD
+from llmeval.version import __version__
 
 if TYPE_CHECKING:
     from llmeval.execute.targets.base import Target
-    from llmeval.pipeline.runner import RunOptions
+    from llmeval.pipeline.options import RunOptions
     from llmeval.suite.loader import Suite
 
 
@@ -85,18 +85,6 @@ def _raw_options(raw: Any, i: int) -> Any:
     if not isinstance(raw, list) or not 0 <= i < len(raw) or not isinstance(raw[i], dict) or len(raw[i]) != 1:
         return None
     return next(iter(raw[i].values()))
-
-
-def call_stats(s: Any) -> dict[str, Any]:
-    """Call counters of a target or the judge, as run.json records them."""
-    return {
-        "calls": s.calls,
-        "cached": s.cached,
-        "retries": s.retries,
-        "errors": s.errors,
-        "tokens": s.usage.to_dict(),
-        "cost_usd": round(s.cost_usd, 8),
-    }
 
 
 def now() -> str:

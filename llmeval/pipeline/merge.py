@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from llmeval.errors import UsageError
-from llmeval.pipeline.runner import RunOptions, RunOutcome, finish
+from llmeval.pipeline.options import RunOptions
+from llmeval.pipeline.runner import RunOutcome, finish
 from llmeval.results.runlog import Run, RunWriter, load_run, new_run_id
 
 

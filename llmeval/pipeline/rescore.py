@@ -18,7 +18,8 @@ def rescore_run(run_dir: str | Path, suite_path: str | Path | None = None, out_d
     """Score the stored outputs of `run_dir` with the suite's current metrics (or those of
     `suite_path`); writes a new run (new run id, `rescored_from` in run.json) with summary, gates
     and reports, and returns its RunOutcome."""
-    from llmeval.pipeline.runner import RunOptions, finish
+    from llmeval.pipeline.options import RunOptions
+    from llmeval.pipeline.runner import finish
     from llmeval.suite.loader import load_suite
 
     old = load_run(run_dir)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,36 +15,14 @@ from llmeval.execute.engine import Engine, policy_for
 from llmeval.execute.targets.base import Target, build_target
 from llmeval.metrics.base import ScoringContext
 from llmeval.metrics.scoring import score_results
-from llmeval.pipeline.manifest import build_manifest, call_stats, now, write_manifest
+from llmeval.pipeline.manifest import build_manifest, now, write_manifest
+from llmeval.pipeline.options import RunOptions
 from llmeval.pipeline.preload import preload_local_models
-from llmeval.results.records import Result
+from llmeval.results.records import Result, WorkItem
 from llmeval.results.runlog import RunWriter, load_run, new_run_id, read_results
 from llmeval.results.summary import build_summary
-from llmeval.suite.cases import WorkItem, expand, select_cases
+from llmeval.suite.cases import expand, select_cases
 from llmeval.suite.loader import Suite, load_suite
-
-
-@dataclass
-class RunOptions:
-    """Everything `llmeval run` accepts besides the suite path."""
-
-    out_dir: Path = Path("runs")
-    targets: list[str] | None = None
-    concurrency: int | None = None
-    no_cache: bool = False
-    limit: int | None = None
-    tags: list[str] | None = None
-    epochs: int | None = None
-    baseline: Path | None = None
-    shard: tuple[int, int] | None = None
-    resume: Path | None = None
-    formats: list[str] = field(default_factory=lambda: ["html", "md", "junit"])
-    variables: dict[str, str] = field(default_factory=dict)
-    max_errors: int | None = None
-    progress: Any = None
-    """A callable factory(total, description) -> object with advance(result) and close(); None for silence."""
-    quiet: bool = False
-    """Print nothing on stderr (the CLI's -q and --json)."""
 
 
 @dataclass
@@ -231,8 +209,8 @@ def finish(
         # the max_drop gates say so in their notes.
         from llmeval.decide.baseline import load_baseline, regression_checker
 
-        baseline = load_baseline(options.baseline, suite)
-        regressions = regression_checker(baseline, results, suite)
+        baseline = load_baseline(options.baseline, suite.name)
+        regressions = regression_checker(baseline, results, suite.spec)
     # An empty shard has nothing to gate: its gates are checked on the merged run.
     empty_shard = not results and options.shard is not None
     gates = [] if empty_shard else evaluate_gates(suite.spec.gates, summary, ids, regressions)
@@ -247,9 +225,9 @@ def finish(
     if ctx.notes:
         manifest["metric_notes"] = ctx.notes
     if engine is not None:
-        manifest["calls"] = {tid: call_stats(s) for tid, s in engine.stats.items()}
+        manifest["calls"] = {tid: s.to_dict() for tid, s in engine.stats.items()}
     if judge is not None:
-        manifest["judge_usage"] = call_stats(judge.stats)
+        manifest["judge_usage"] = judge.stats.to_dict()
     if options.baseline is not None:
         manifest["baseline"] = str(options.baseline)
     write_manifest(run_dir, manifest)
@@ -310,7 +288,7 @@ def _failed(outcome: RunOutcome, message: str) -> RunError:
 
 def _write_reports(run_dir: Path, formats: list[str], baseline: Any = None) -> None:
     if formats:
-        from llmeval.report import write_reports
+        from llmeval.pipeline.reports import write_reports
 
         write_reports(run_dir, formats, baseline=baseline)
 

@@ -203,7 +203,7 @@ def _case_lines(manifest: dict[str, Any]) -> dict[str, int]:
     if not raw or not Path(raw).is_file():
         return {}
     from llmeval.config.yamlpos import parse_yaml, position, to_plain
-    from llmeval.suite.cases import case_id_for
+    from llmeval.results.records import case_id_for
 
     try:
         tree = parse_yaml(Path(raw))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,6 +36,25 @@ class Case:
 _RESERVED = {"id", "input", "expected", "contexts", "tags", "vars"}
 
 
+@dataclass(frozen=True)
+class WorkItem:
+    """One call to make: a case against a target at an epoch."""
+
+    case: Case
+    target: str
+    epoch: int
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.case.id, self.target, self.epoch)
+
+
+def case_id_for(value: Any) -> str:
+    """A stable id derived from a case's input (used when the suite gives none)."""
+    blob = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return "c-" + hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
 @dataclass
 class Usage:
     """Token counts for one call (or summed over many)."""
@@ -47,6 +68,28 @@ class Usage:
 
     def to_dict(self) -> dict[str, int]:
         return {"prompt": self.prompt, "completion": self.completion}
+
+
+@dataclass
+class CallStats:
+    """Call counters of one target or of the judge, as run.json records them (`calls`, `judge_usage`)."""
+
+    calls: int = 0
+    cached: int = 0
+    retries: int = 0
+    errors: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "cached": self.cached,
+            "retries": self.retries,
+            "errors": self.errors,
+            "tokens": self.usage.to_dict(),
+            "cost_usd": round(self.cost_usd, 8),
+        }
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,19 @@ describe the answers scored, not what this run paid (`cached` says how many were
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, Protocol
 
-from llmeval.metrics.base import Metric
 from llmeval.results.records import Result
 from llmeval.results.stats import mean_ci, percentile, rounded
+
+
+class ScoredMetric(Protocol):
+    """What the summary needs of a metric (llmeval.metrics.base.Metric is one): the score names it
+    writes and its corpus-level values, if any (corpus BLEU aggregates itself)."""
+
+    def keys(self) -> list[str]: ...
+
+    def corpus(self, samples: list[Result]) -> dict[str, dict[str, Any]]: ...
 
 
 def metric_keys(manifest: dict[str, Any]) -> list[str]:
@@ -37,7 +45,8 @@ def per_case_values(results: list[Result], target: str, key: str) -> dict[str, f
     return {cid: v for cid, rs in groups.items() if (v := case_value(rs, key)) is not None}
 
 
-def build_summary(results: list[Result], metrics: list[Metric], target_ids: list[str], seed: int = 0) -> dict[str, Any]:
+def build_summary(results: list[Result], metrics: list[ScoredMetric], target_ids: list[str],
+                  seed: int = 0) -> dict[str, Any]:
     """summary[target] = {metric: {mean, ci95, n, n_cases, n_null, pass_rate, corpus?}, pass_rate, errors, ...}."""
     by_target: dict[str, list[Result]] = defaultdict(list)
     for r in results:

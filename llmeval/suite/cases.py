@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llmeval.config.spec import SuiteSpec
 from llmeval.config.yamlpos import position
 from llmeval.errors import ConfigError
-from llmeval.results.records import Case
+from llmeval.results.records import Case, WorkItem, case_id_for
 
 
 def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any) -> list[Case]:
@@ -237,25 +236,6 @@ def shard_of(case_id: str, n: int) -> int:
     return int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:8], "big") % n
 
 
-@dataclass(frozen=True)
-class WorkItem:
-    """One call to make: a case against a target at an epoch."""
-
-    case: Case
-    target: str
-    epoch: int
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.case.id, self.target, self.epoch)
-
-
 def expand(cases: list[Case], target_ids: list[str], epochs: int) -> list[WorkItem]:
     """Every (case, target, epoch), epoch-major so early results cover every case."""
     return [WorkItem(c, t, e) for e in range(epochs) for c in cases for t in target_ids]
-
-
-def case_id_for(value: Any) -> str:
-    """A stable id derived from a case's input (used when the suite gives none)."""
-    blob = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-    return "c-" + hashlib.sha1(blob.encode()).hexdigest()[:10]

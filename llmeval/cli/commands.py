@@ -1,0 +1,204 @@
+"""`llmeval` commands on suite files and tools: run, validate, schema, list, cache.
+
+Each parses its arguments, calls one library function and renders the outcome."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from llmeval.cli.app import (
+    REPORT_FORMATS,
+    app,
+    cache_app,
+    github_enabled,
+    handles_errors,
+    list_app,
+    outcome_json,
+    parse_formats,
+    parse_shard,
+    parse_vars,
+    show_outcome,
+)
+
+
+@app.command()
+@handles_errors
+def run(
+    suites: list[Path] = typer.Argument(None, help="Suite files to run.", show_default=False),
+    out: Path = typer.Option(Path("runs"), "-o", "--out", help="Where run directories go."),
+    target: list[str] | None = typer.Option(None, "-t", "--target", help="Only these target ids (repeatable)."),
+    concurrency: int | None = typer.Option(None, "-j", "--concurrency", min=1, help="Calls in flight per target."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Call targets even when a cached answer exists."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Run at most N cases."),
+    tag: list[str] | None = typer.Option(None, "--tag", help="Only cases with this tag (repeatable)."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Run each case N times."),
+    baseline: Path | None = typer.Option(None, "--baseline", help="A baseline run directory for max_drop gates."),
+    shard: str | None = typer.Option(None, "--shard", help="Run shard I of N (I/N)."),
+    resume: Path | None = typer.Option(None, "--resume", help="Finish a partial run directory."),
+    format: str = typer.Option("html,md,junit", "--format", help="Reports to write: html,md,junit."),
+    github: bool | None = typer.Option(
+        None, "--github/--no-github", help="GitHub Actions output (default: on when GITHUB_ACTIONS=true)."
+    ),
+    var: list[str] | None = typer.Option(None, "--var", help="Template variable KEY=VALUE (repeatable)."),
+    max_errors: int | None = typer.Option(None, "--max-errors", min=0, help="Fail (exit 3) when more results error."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Expand cases and estimate calls, tokens and cost; call nothing."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or tables."),
+) -> None:
+    """Run suites, score, gate, write a run directory, print a summary."""
+    from llmeval.errors import UsageError
+    from llmeval.pipeline.options import RunOptions
+
+    suites = list(suites or [])
+    if not suites and resume is None:
+        raise UsageError("give at least one suite file (or --resume RUN_DIR)", hint="llmeval run suites/example.yaml")
+    if resume is not None and len(suites) > 1:
+        raise UsageError("--resume continues one run: give at most one suite file with it")
+    options = RunOptions(
+        out_dir=out, targets=target, concurrency=concurrency, no_cache=no_cache, limit=limit, tags=tag,
+        epochs=epochs, baseline=baseline, shard=parse_shard(shard), resume=resume,
+        formats=parse_formats(format, REPORT_FORMATS), variables=parse_vars(var), max_errors=max_errors,
+    )
+    if baseline is not None:
+        from llmeval.decide.baseline import check_baseline_path
+
+        check_baseline_path(baseline)
+    use_github = github_enabled(github)
+    if dry_run:
+        if not suites:
+            raise UsageError("--dry-run needs a suite file")
+        from llmeval.pipeline.dryrun import dry_run as do_dry_run
+        from llmeval.report.console import print_dry_run
+
+        plans = [do_dry_run(s, options) for s in suites]
+        if json_out:
+            typer.echo(json.dumps(plans if len(plans) > 1 else plans[0], indent=2))
+        else:
+            print_dry_run(plans)
+        return
+    _run_all(suites, options, use_github, json_out, quiet)
+
+
+def _run_all(suites: list[Path], options: Any, use_github: bool, json_out: bool, quiet: bool) -> None:
+    from llmeval.errors import LlmevalError
+    from llmeval.pipeline.runner import plan, run_suite
+    from llmeval.suite.loader import load_suite
+
+    # Every suite is loaded and planned (unknown -t, no cases for --tag) before anything is called.
+    # With --resume the run's saved options and vars apply, so run_suite loads the suite itself.
+    loaded: list[Any] = []
+    for s in suites:
+        suite = load_suite(s, options.variables)
+        if options.resume is None:
+            plan(suite, options)
+        loaded.append(suite if options.resume is None else s)
+    show = not quiet and not json_out
+    options.quiet = not show
+    if show and sys.stderr.isatty():
+        from llmeval.report.console import RunProgress
+
+        options.progress = RunProgress
+    outcomes, code, failure = [], 0, None
+    for s in loaded or [None]:
+        try:
+            outcome = run_suite(s, options)
+        except LlmevalError as e:
+            if e.exit_code != 3:
+                raise
+            failure, code = e, 3
+            outcome = getattr(e, "outcome", None)  # the failed run is saved: still show it
+            if outcome is None:
+                continue
+        outcomes.append(outcome)
+        code = max(code, outcome.exit_code)
+        show_outcome(outcome, use_github, show)
+    if json_out:
+        docs = [outcome_json(o) for o in outcomes]
+        typer.echo(json.dumps(docs[0] if len(docs) == 1 else {"runs": docs}, indent=2))
+    if failure is not None:
+        raise failure
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+@handles_errors
+def validate(suites: list[Path] = typer.Argument(..., help="Suite files to check.")) -> None:
+    """Check suites without calling anything; errors as file:line:col: message."""
+    from llmeval.errors import ConfigError
+    from llmeval.suite.loader import load_suite
+
+    failed = False
+    for s in suites:
+        try:
+            suite = load_suite(s)
+        except ConfigError as e:
+            typer.echo(e.render(), err=True)
+            failed = True
+            continue
+        typer.echo(f"ok: {s} ({len(suite.cases)} cases, {len(suite.spec.targets)} targets, "
+                   f"{len(suite.metrics)} metrics, {len(suite.spec.gates)} gates)")
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+@handles_errors
+def schema() -> None:
+    """Print the JSON Schema of suite files (for editor validation)."""
+    from llmeval.config.spec import suite_json_schema
+
+    typer.echo(json.dumps(suite_json_schema(), indent=2))
+
+
+@list_app.command("metrics")
+@handles_errors
+def list_metrics(json_out: bool = typer.Option(False, "--json", help="As JSON.")) -> None:
+    """Every metric with a one-line description, its options and what it needs."""
+    from llmeval.cli.catalog import metric_catalog
+    from llmeval.report.console import print_catalog
+
+    rows = metric_catalog()
+    typer.echo(json.dumps(rows, indent=2)) if json_out else print_catalog(rows, "metrics")
+
+
+@list_app.command("targets")
+@handles_errors
+def list_targets(json_out: bool = typer.Option(False, "--json", help="As JSON.")) -> None:
+    """Every target kind with a one-line description."""
+    from llmeval.cli.catalog import target_catalog
+    from llmeval.report.console import print_catalog
+
+    rows = target_catalog()
+    typer.echo(json.dumps(rows, indent=2)) if json_out else print_catalog(rows, "targets")
+
+
+@cache_app.command("info")
+@handles_errors
+def cache_info_cmd(json_out: bool = typer.Option(False, "--json", help="As JSON.")) -> None:
+    """Where the cache is, how many responses it holds, its size."""
+    from llmeval.execute.cache import cache_info
+
+    info = cache_info()
+    if json_out:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    kinds = ", ".join(f"{k}: {n}" for k, n in sorted(info["by_kind"].items())) or "empty"
+    typer.echo(f"{info['path']}\n{info['entries']} responses ({kinds}), {info['bytes'] / 1e6:.1f} MB")
+
+
+@cache_app.command("clear")
+@handles_errors
+def cache_clear_cmd() -> None:
+    """Delete every cached response."""
+    from llmeval.execute.cache import cache_clear
+
+    n = cache_clear()
+    typer.echo(f"cleared {n} cached responses")

@@ -1,0 +1,3 @@
+"""The installed llmeval's version (kept apart so that every layer may read it)."""
+
+__version__ = "0.1.0"
