@@ -243,7 +243,8 @@ def finish(
         n_target = sum(errors.values())
         raise _failed(
             outcome,
-            f"{n_errors} errors, more than --max-errors {options.max_errors}: {_count(n_target, 'failed target call')},"
+            f"{_count(n_errors, 'error')}, more than --max-errors {options.max_errors}: "
+            f"{_count(n_target, 'failed target call')},"
             f" {_count(metric_errors, 'metric error')}; run saved in {run_dir}",
         )
     if all_failed:
