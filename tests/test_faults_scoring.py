@@ -329,7 +329,7 @@ def test_a_custom_metric_raising_on_every_case_fails_the_run() -> None:
     assert out.lines == 5 and (out.code, out.manifest["status"]) == (3, "failed")
     reasons = {r["scores"]["always_broken"]["reason"] for r in out.rows.values()}
     assert reasons == {"metric error: RuntimeError: kaput"}
-    assert out.stderr == (f"error: metric always_broken has no value on any case of target rec (first error: metric error: "
-                          f"RuntimeError: kaput); run saved in {out.run_dir}\n")
+    assert out.stderr == (f"error: metric always_broken has no value on any case of target rec (first error: "
+                          f"metric error: RuntimeError: kaput); run saved in {out.run_dir}\n")
     assert out.summary()["pass_rate"] == 0.0 and out.gate()["passed"] is False
     assert counts(out.suite()) == (6, 1, 5)
