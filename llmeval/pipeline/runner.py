@@ -18,6 +18,7 @@ from llmeval.metrics.scoring import score_results
 from llmeval.pipeline.manifest import build_manifest, now, write_manifest
 from llmeval.pipeline.options import RunOptions
 from llmeval.pipeline.preload import preload_local_models
+from llmeval.report.view import plural
 from llmeval.results.records import Result, WorkItem
 from llmeval.results.runlog import RunWriter, load_run, new_run_id, read_results
 from llmeval.results.summary import build_summary
@@ -243,9 +244,9 @@ def finish(
         n_target = sum(errors.values())
         raise _failed(
             outcome,
-            f"{_count(n_errors, 'error')}, more than --max-errors {options.max_errors}: "
-            f"{_count(n_target, 'failed target call')},"
-            f" {_count(metric_errors, 'metric error')}; run saved in {run_dir}",
+            f"{plural(n_errors, 'error')}, more than --max-errors {options.max_errors}: "
+            f"{plural(n_target, 'failed target call')},"
+            f" {plural(metric_errors, 'metric error')}; run saved in {run_dir}",
         )
     if all_failed:
         first = next(r.error for r in results if r.target == all_failed[0] and r.error)
@@ -276,10 +277,6 @@ def unscored_metrics(summary: dict[str, Any], suite: Suite, ids: list[str]) -> l
             if not s.get("n") and s.get("n_errors"):
                 out.append((tid, key, str(s.get("first_error") or "")))
     return out
-
-
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def _failed(outcome: RunOutcome, message: str) -> RunError:

@@ -70,7 +70,7 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
     """The header line, a targets x metrics table, per-target totals and the gate verdicts."""
     from rich.table import Table
 
-    from llmeval.report.view import has_metric_errors, null_note
+    from llmeval.report.view import has_metric_errors, null_note, plural
 
     out = console()
     summary = manifest.get("summary", {})
@@ -123,7 +123,7 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
         for key in metric_keys:
             s = summary[tid].get(key) or {}
             if s.get("n_errors"):
-                out.print(f"[red]{_esc(key)} on {_esc(tid)}: {s['n_errors']} metric error(s); "
+                out.print(f"[red]{_esc(key)} on {_esc(tid)}: {plural(s['n_errors'], 'metric error')}; "
                           f"first: {_esc(s.get('first_error'))}[/]")
     print_gates(manifest.get("gates", []))
     out.print(f"run directory: {run_dir}")

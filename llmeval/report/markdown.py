@@ -15,6 +15,7 @@ from llmeval.report.view import (
     metric_keys,
     null_note,
     p_text,
+    plural,
     run_targets,
     thresholds,
 )
@@ -152,7 +153,7 @@ def _metrics(run: Run) -> list[str]:
 
 def _first_errors(summary: dict[str, Any], targets: list[str], keys: list[str]) -> list[str]:
     """One line per (target, metric) with metric errors: how many, and the first reason."""
-    return [f"- ⚠️ {md_escape(key)} on {md_escape(t)}: {s['n_errors']} metric error(s); first: "
+    return [f"- ⚠️ {md_escape(key)} on {md_escape(t)}: {plural(s['n_errors'], 'metric error')}; first: "
             f"{md_escape(s.get('first_error'), 300)}"
             for t in targets for key in keys if (s := summary[t].get(key) or {}).get("n_errors")]
 

@@ -136,12 +136,16 @@ def failing_scores(result: Result,
     return [(k, s.value, thr.get(k), s.reason) for k, s in result.scores.items() if s.passed is False]
 
 
+def plural(n: int, what: str) -> str:
+    """`1 metric error`, `2 metric errors`."""
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
 def null_note(s: dict[str, Any]) -> str:
     """What a metric summary's null values were, e.g. `3 errors, 2 n/a` ('' when there are none)."""
     n_errors = int(s.get("n_errors") or 0)
     n_na = int(s.get("n_null") or 0) - n_errors
-    parts = [f"{n_errors} error{'s' if n_errors != 1 else ''}"] if n_errors else []
-    return ", ".join(parts + ([f"{n_na} n/a"] if n_na else []))
+    return ", ".join(([plural(n_errors, "error")] if n_errors else []) + ([f"{n_na} n/a"] if n_na else []))
 
 
 def has_metric_errors(summary: dict[str, Any]) -> bool:
