@@ -337,3 +337,14 @@ def test_hf_evaluate_scores_each_example_alone_when_the_batch_raises(tmp_path: P
     got = [s["picky"] for s in score_all(metric, [result("a", "a"), result("boom", "a"), result("b", "a")])]
     assert [s.value for s in got] == [1.0, None, 0.0]
     assert (got[1].error, got[1].reason) == ("metric", "metric error: picky failed: ValueError: cannot score boom")
+
+
+def test_compare_says_which_cases_a_metric_error_left_out(tmp_path: Path) -> None:
+    from llmeval.decide.compare import compare_runs
+    from llmeval.results.runlog import load_run
+
+    clean = write_run(tmp_path, "r0", [scored(c, Score(0.9, True)) for c in "abcde"], ["m"], {"m": 0.5})
+    cmp = compare_runs(load_run(clean), load_run(errored_run(tmp_path)), resamples=1000)
+    assert cmp.metric("t", "m").n == 3
+    assert cmp.notes == ["m on t: no value (metric error) on 2 paired case(s) of the candidate and 0 of the "
+                         "baseline; they are left out of its comparison"]

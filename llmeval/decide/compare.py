@@ -155,6 +155,7 @@ def compare_runs(base: Run, cand: Run, seed: int = 0, resamples: int = 10_000) -
     deltas: list[MetricDelta] = []
     for tid in targets:
         pairs = [(b_groups[k], c_groups[k]) for k in paired if k[1] == tid]
+        notes += _error_notes(tid, keys, pairs)
         deltas.append(_pass_rate_delta(tid, pairs, seed, resamples))
         for key in keys:
             deltas.append(_mean_delta(tid, key, pairs, seed, resamples))
@@ -167,6 +168,20 @@ def compare_runs(base: Run, cand: Run, seed: int = 0, resamples: int = 10_000) -
         only_in_base=sorted(set(b_groups) - set(c_groups)), only_in_cand=sorted(set(c_groups) - set(b_groups)),
         notes=notes,
     )
+
+
+def _error_notes(tid: str, keys: list[str], pairs: list[tuple[list[Result], list[Result]]]) -> list[str]:
+    """A note per metric with metric errors on paired cases: those cases drop out of its comparison."""
+    def failed(rs: list[Result], key: str) -> bool:
+        return all((s := r.scores.get(key)) is not None and s.error is not None for r in rs)
+
+    out = []
+    for key in keys:
+        nb, nc = sum(failed(b, key) for b, _ in pairs), sum(failed(c, key) for _, c in pairs)
+        if nb or nc:
+            out.append(f"{key} on {tid}: no value (metric error) on {nc} paired case(s) of the candidate and {nb} "
+                       f"of the baseline; they are left out of its comparison")
+    return out
 
 
 def _order(ids: list[str]) -> Any:
