@@ -56,6 +56,11 @@ class Outcome:
     def gate(self, index: int = 0) -> dict[str, Any]:
         return self.manifest["gates"][index]
 
+    @property
+    def error(self) -> str:
+        """What llmeval printed on stderr (litellm may log a warning of its own there too)."""
+        return "".join(line + "\n" for line in self.stderr.splitlines() if line.startswith("error: "))
+
 
 def run(*args: str) -> Outcome:
     before = set(Path("runs").iterdir()) if Path("runs").exists() else set()
@@ -112,7 +117,7 @@ def assert_judge_failed_everything(out: Outcome, kind: str) -> None:
         assert [r["scores"][k]["error"] for k in ("groundedness", "quality")] == [kind, kind]
         assert r["passed"] is False
     first = out.rows["c0"]["scores"]["groundedness"]["reason"]
-    assert out.stderr == (f"error: metric groundedness has no value on any case of target rec (first error: "
+    assert out.error == (f"error: metric groundedness has no value on any case of target rec (first error: "
                           f"{first}); no value either: quality (rec); run saved in {out.run_dir}\n")
     for key in ("groundedness", "quality"):
         s = out.summary(key)
@@ -146,7 +151,7 @@ def test_a_judge_answering_garbage_counts_toward_max_errors(fake_openai: FakeOpe
     judged_suite(fake_openai)
     out = run("--max-errors", "11")
     assert out.code == 3
-    assert out.stderr == (f"error: 12 errors, more than --max-errors 11: 0 failed target calls, 12 metric errors; "
+    assert out.error == (f"error: 12 errors, more than --max-errors 11: 0 failed target calls, 12 metric errors; "
                           f"run saved in {out.run_dir}\n")
 
 
@@ -310,7 +315,7 @@ def test_allow_missing_lets_a_gate_pass_over_a_counted_metric_error() -> None:
                                   "KeyError: 'no such thing') (allowed: 1)")
     assert counts(out.suite()) == (6, 0, 1)  # the gate passes; the case's error is still shown
     again = run("--max-errors", "0")  # and the error still counts toward --max-errors
-    assert again.code == 3 and again.stderr == (
+    assert again.code == 3 and again.error == (
         f"error: 1 error, more than --max-errors 0: 0 failed target calls, 1 metric error; "
         f"run saved in {again.run_dir}\n")
 
@@ -329,7 +334,7 @@ def test_a_custom_metric_raising_on_every_case_fails_the_run() -> None:
     assert out.lines == 5 and (out.code, out.manifest["status"]) == (3, "failed")
     reasons = {r["scores"]["always_broken"]["reason"] for r in out.rows.values()}
     assert reasons == {"metric error: RuntimeError: kaput"}
-    assert out.stderr == (f"error: metric always_broken has no value on any case of target rec (first error: "
+    assert out.error == (f"error: metric always_broken has no value on any case of target rec (first error: "
                           f"metric error: RuntimeError: kaput); run saved in {out.run_dir}\n")
     assert out.summary()["pass_rate"] == 0.0 and out.gate()["passed"] is False
     assert counts(out.suite()) == (6, 1, 5)
