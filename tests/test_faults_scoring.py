@@ -163,8 +163,12 @@ def test_a_judge_answering_500_fails_the_run_the_same_way(fake_openai: FakeOpenA
     reason = out.rows["c0"]["scores"]["quality"]["reason"]
     assert reason.startswith("judge error: server_error: ") and "upstream exploded" in reason
     assert reason.endswith("(after 2 attempts)")
-    # one failed call per metric and case, each counted once (as the metric error it left)
+    # one failed call per metric and case, each counted once (as the metric error it left), not twice
     assert out.manifest["judge_usage"]["errors"] == 2 * N_JUDGED
+    again = run("--max-errors", "12", "--no-cache")
+    assert (again.code, again.manifest["status"]) == (3, "failed")  # still no value on any case
+    assert again.error.startswith("error: metric groundedness has no value")
+    assert again.summary()["metric_errors"] == 12  # 12 <= --max-errors 12: the count did not trip
 
 
 def test_a_judge_answering_too_late_fails_the_run_the_same_way(fake_openai: FakeOpenAI) -> None:

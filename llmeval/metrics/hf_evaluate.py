@@ -218,9 +218,8 @@ class HfEvaluate(Metric):
                 raw, res, key = got
                 value, why = self._normalise(raw)
                 extra = {k: float(v) for k, v in res.items() if k != key and _is_number(v)}
-                details = {"raw": _plain(raw), "key": key, **extra}
-                score = Score(value, None, None, details) if why is None else metric_error(why)
-                score.details = details
+                score = Score(value) if why is None else metric_error(why)
+                score.details = {"raw": _plain(raw), "key": key, **extra}
             prev = best.get(i)
             if prev is None or (score.value is not None and (prev.value is None or score.value > prev.value)):
                 best[i] = score

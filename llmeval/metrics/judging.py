@@ -174,7 +174,7 @@ def failure_score(e: Exception, step: str = "") -> Score:
 
 class JudgeMetric(Metric, ABC):
     """Base of metrics that call a judge: resolves the judge, scores cases concurrently, and turns
-    judge failures into null scores with the reason and raw answer."""
+    judge failures into failed scores (metric errors) with the reason and raw answer."""
 
     Options = JudgeOptions
     requires = frozenset({"judge"})

@@ -171,10 +171,6 @@ class TargetResponse:
         )
 
 
-ERROR_KINDS = ("metric", "judge", "unparseable", "template")
-"""Why a score could not be computed: the metric raised or returned no usable value, a judge call
-failed after retries (timeouts included), the judge's answer stayed unparseable after the repair
-re-ask, or a prompt template failed on the case's values."""
 _LEGACY_PREFIXES = (("metric error", "metric"), ("judge error", "judge"), ("unparseable judge answer", "unparseable"),
                     ("prompt template error", "template"))
 
@@ -192,7 +188,9 @@ class Score:
     reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
-    """One of ERROR_KINDS when the value could not be computed; None otherwise."""
+    """Why the value could not be computed, None when it was: "metric" (the metric raised or returned
+    no usable value), "judge" (a judge call failed after retries, timeouts included), "unparseable"
+    (the judge's answer, even after the repair re-ask), "template" (a prompt failed on the case)."""
 
     @property
     def not_applicable(self) -> bool:

@@ -161,10 +161,7 @@ def _check_requirements(spec: SuiteSpec, cases: list[Case], metrics: list[Metric
         for need in ("expected", "contexts"):
             if need not in m.requires or (need == "contexts" and supplies_contexts):
                 continue
-            # An empty string is a valid expected answer (the right answer may be nothing); only a
-            # missing one (or an empty list of references) is not.
-            lacking = next((c for c in cases if getattr(c, need) in (None, [])), None) if need == "expected" \
-                else next((c for c in cases if not getattr(c, need)), None)
+            lacking = next((c for c in cases if _lacks(c, need)), None)
             if lacking is not None:
                 src = lacking.metadata.get("_source", "")
                 raise ConfigError(
@@ -173,6 +170,13 @@ def _check_requirements(spec: SuiteSpec, cases: list[Case], metrics: list[Metric
                     *pos,
                     hint=f"add `{need}:` to every case (or map it with dataset.fields), or remove the metric",
                 )
+
+
+def _lacks(case: Case, need: str) -> bool:
+    value = getattr(case, need)
+    # An empty string is a valid expected answer (the right answer to some prompts is nothing); only
+    # a missing one, or an empty list of references, is not.
+    return value is None or value == [] if need == "expected" else not value
 
 
 def _check_templates(spec: SuiteSpec, cases: list[Case], where: str, tree: Any) -> None:
