@@ -141,7 +141,8 @@ def test_latency_within_and_over_the_limit() -> None:
 
 
 def test_latency_unknown_is_null_not_a_failure() -> None:
-    assert score("latency", {"max_ms": 500}, "x", latency_ms=None) == Score(None, None, "no latency recorded", {})
+    assert score("latency", {"max_ms": 500}, "x", latency_ms=None) == Score(
+        None, None, "not applicable: no latency recorded", {"not_applicable": True})
     s = score("not_latency", {"max_ms": 500}, "x", latency_ms=None)
     assert (s.value, s.passed) == (None, None)
 

@@ -190,7 +190,8 @@ def test_max_errors_stops_the_run_and_exits_3(fake: FakeOpenAI) -> None:
     cases = "[" + ", ".join(f"{{id: c{i}, input: bad {i}}}" for i in range(3)) + ", {id: ok, input: fine}]"
     code, err, run_dir = run(model_suite(cases), "--max-errors", "1", "-j", "1")
     assert code == 3
-    assert err == f"error: 2 target/judge errors, more than --max-errors 1; run saved in {run_dir}\n"
+    assert err == (f"error: 2 errors, more than --max-errors 1: 2 failed target calls, 0 metric errors; "
+                   f"run saved in {run_dir}\n")
     assert manifest(run_dir)["status"] == "failed"
     assert fake.calls == 2  # stopped after the second error; c2 and ok were never called
 

@@ -220,8 +220,8 @@ def test_resume_retries_errored_results_and_keeps_the_rest(tmp_path: Path, fake_
 
     fake_openai.script("question 03", Reply(status=500), "ECHO: question 03")
     first = small_run(tmp_path, fake_openai, monkeypatch, "suite.yaml", "-o", "runs")
-    # An errored case has no scores: the exact_match mean (and its gate) cover the other 19.
-    assert first.exit_code == 0
+    # An errored case has no score: the exact_match gate does not pass on the other 19 alone.
+    assert first.exit_code == 1
     run_dir = run_dir_of(tmp_path / "runs")
     assert [r["case_id"] for r in lines(run_dir / "results.jsonl") if r["error"]] == ["c03"]
     assert fake_openai.calls == N_CASES

@@ -198,14 +198,21 @@ def test_junit_golden_structure(tmp_path: Path) -> None:
         assert s.get("id") == str(i) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", s.get("timestamp"))
         kids = [c.tag for c in s]
         assert kids[0] == "properties" and kids[-2:] == ["system-out", "system-err"]
-        assert set(kids[1:-2]) == {"testcase"} and len(kids) - 3 == int(s.get("tests")) == 10
+        # ten cases and the suite's one gate on this target
+        assert set(kids[1:-2]) == {"testcase"} and len(kids) - 3 == int(s.get("tests")) == 11
         for tc in s.iter("testcase"):
             assert set(tc.attrib) == {"name", "classname", "time"} and len(list(tc)) <= 1
             for child in tc:
                 assert child.tag in ("failure", "error") and child.get("type")
     alpha, beta = suites
     assert (alpha.get("failures"), alpha.get("errors")) == ("5", "0")
-    assert (beta.get("failures"), beta.get("errors")) == ("6", "1")
+    assert (beta.get("failures"), beta.get("errors")) == ("7", "1")  # six cases and the failed gate
+    gate = beta.find("testcase[@name='gate: accuracy >= 0.6']")
+    assert gate.get("classname") == "synthetic.beta.gates" and gate.get("time") == "0.000000"
+    failed = gate.find("failure")
+    assert (failed.get("type"), failed.get("message")) == ("llmeval.gate",
+                                                           "FAIL accuracy >= 0.6 on beta: accuracy = 0.400 (>= 0.6)")
+    assert alpha.find("testcase[@name='gate: accuracy >= 0.6']").find("*") is None  # passed
     props = {p.get("name"): p.get("value") for p in alpha.find("properties")}
     assert props["llmeval.run_id"] == "run1" and props["metric.accuracy.mean"] == "0.845"
     c9 = beta.find("testcase[@name='c9']")

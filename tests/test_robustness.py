@@ -125,10 +125,12 @@ def test_a_custom_metric_that_raises_on_one_case_scores_null_for_that_case() -> 
     result = run("suite.yaml")
     assert result.exit_code == 0, result.output
     got = rows(run_dir := run_dirs()[0])
-    assert got["a"]["scores"]["picky"] == {"value": None, "passed": None,
+    assert got["a"]["scores"]["picky"] == {"value": None, "passed": None, "error": "metric",
                                           "reason": "metric error: KeyError: 'no such thing'", "details": {}}
     assert got["b"]["scores"]["picky"]["value"] == 1.0
-    assert manifest(run_dir)["summary"]["rec"]["picky"]["n_null"] == 1
+    summary = manifest(run_dir)["summary"]["rec"]
+    assert (summary["picky"]["n_null"], summary["picky"]["n_errors"], summary["metric_errors"]) == (1, 1, 1)
+    assert (got["a"]["passed"], got["b"]["passed"]) == (False, True)
 
 
 # 2. recorded outputs that are not strings
@@ -172,9 +174,14 @@ def test_a_case_whose_thresholded_scores_are_all_null_does_not_pass() -> None:
         metrics: [{never: {threshold: 0.5}}]
         """)
     Path("out.jsonl").write_text('{"id": "a", "output": "x"}\n')
-    assert run("suite.yaml").exit_code == 0
-    got = rows(run_dirs()[0])["a"]
-    assert (got["scores"]["never"]["value"], got["passed"]) == (None, False)
+    result = run("suite.yaml")
+    got = rows(run_dir := run_dirs()[0])["a"]
+    assert (got["scores"]["never"]["value"], got["scores"]["never"]["error"], got["passed"]) == (None, "metric", False)
+    # a value that is not a score is a metric error; with none on any case the run fails
+    why = "metric error: custom metric never returned 'n/a', not a number in [0, 1], a bool or a Score"
+    assert got["scores"]["never"]["reason"] == why
+    assert (result.exit_code, result.stderr) == (
+        3, f"error: metric never has no value on any case of target rec (first error: {why}); run saved in {run_dir}\n")
 
 
 def test_a_judge_that_fails_on_every_case_fails_the_run(fake_openai: FakeOpenAI) -> None:
@@ -193,8 +200,8 @@ def test_a_judge_that_fails_on_every_case_fails_the_run(fake_openai: FakeOpenAI)
     reason = got["a"]["scores"]["quality"]["reason"]
     assert reason.startswith("judge error")
     assert result.exit_code == 3
-    assert result.stderr == (f"error: metric quality has no value on any case of target rec: the judge failed "
-                             f"every time (first: {reason}); run saved in {run_dir}\n")
+    assert result.stderr == (f"error: metric quality has no value on any case of target rec "
+                             f"(first error: {reason}); run saved in {run_dir}\n")
     assert manifest(run_dir)["status"] == "failed"
     assert [got["a"]["passed"], got["b"]["passed"]] == [False, False]
 
@@ -358,9 +365,10 @@ def test_a_batched_metric_that_raises_scores_null_and_keeps_the_run(tmp_path: Pa
     suite.write_text("name: b\ntargets:\n  - {id: r, outputs: out.jsonl}\ncases:\n  - {id: a, input: hi}\n"
                      "metrics:\n  - boom\n  - contains: {value: x}\n")
     res = CliRunner().invoke(app, ["run", str(suite), "-o", str(tmp_path / "runs"), "-q", "--format", ""])
-    assert res.exit_code == 0, res.output
     run_dir = next((tmp_path / "runs").iterdir())
     line = json.loads((run_dir / "results.jsonl").read_text().splitlines()[0])
-    assert line["scores"]["boom"] == {"value": None, "passed": None,
+    assert line["scores"]["boom"] == {"value": None, "passed": None, "error": "metric",
                                       "reason": "metric error: RuntimeError: kaput", "details": {}}
     assert line["scores"]["contains"]["value"] == 1.0
+    # the outputs and the other metric are kept; a metric that measured nothing fails the run
+    assert res.exit_code == 3, res.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 TARGET_LEVEL = frozenset({"pass_rate", "errors", "cost_usd", "latency_p50", "latency_p95", "tokens_prompt",
                           "tokens_completion"})
@@ -137,7 +137,22 @@ class GateSpec(Strict):
     """Only this target (default: every target)."""
     strict: bool = False
     """With max_drop: an inconclusive comparison fails instead of passing with a warning."""
+    allow_missing: int | float | None = None
+    """On a metric score: how many results may have no score (a metric error, or no output because
+    the target call failed) before the gate fails: a count (`2`) or a fraction of the results that
+    should have a score (`0.05`). Default: none; not-applicable scores are never missing."""
     name: str | None = None
+
+    @field_validator("allow_missing", mode="before")
+    @classmethod
+    def _count_or_fraction(cls, v: Any) -> Any:
+        if isinstance(v, bool) or (v is not None and not isinstance(v, (int, float))):
+            raise ValueError("allow_missing is a count of results (e.g. 2) or a fraction of them (e.g. 0.05)")
+        if isinstance(v, int) and v < 0:
+            raise ValueError("allow_missing must be 0 or more")
+        if isinstance(v, float) and not 0.0 <= v <= 1.0:
+            raise ValueError("a fraction allow_missing must be between 0 and 1 (a count is a whole number)")
+        return v
 
     @model_validator(mode="after")
     def _has_bound(self) -> GateSpec:

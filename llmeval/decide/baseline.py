@@ -222,8 +222,11 @@ def _verdict(t: _Test, name: str, index: int, baseline: str | None) -> GateResul
         return GateResult(name, t.target, g.metric, t.cand_mean, drop, not g.strict, "max_drop", note, index, details)
     details.update(baseline_mean=_r(t.base_mean), candidate_mean=_r(t.cand_mean), delta=_r(t.delta),
                    ci95=[_r(t.lo), _r(t.hi)], p=_r(t.p), holm_level=_r(t.level))
+    if t.p == 0.0:  # no resample reached the bound: the p-value is below what 10,000 resamples resolve
+        details["p_bound"] = 1 / (RESAMPLES + 1)
+    p_text = f"p < 1/{RESAMPLES + 1}" if t.p == 0.0 else f"p={t.p:.4f}"
     stats = (f"delta {t.delta:+.4f} (95% CI {t.lo:+.4f} to {t.hi:+.4f}; baseline {t.base_mean:.4f} -> "
-             f"{t.cand_mean:.4f}, {t.n} paired cases), allowed drop {drop:g}, one-sided p={t.p:.4f} "
+             f"{t.cand_mean:.4f}, {t.n} paired cases), allowed drop {drop:g}, one-sided {p_text} "
              f"vs Holm level {t.level:.4f}")
     if t.rejected:
         details["verdict"] = "regression"

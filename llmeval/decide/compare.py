@@ -19,7 +19,11 @@ METHOD = {
     "verdict": "regressed / improved when the 95% CI of the delta excludes 0; pass_rate: McNemar exact p < 0.05",
     "mde": "(z_0.975 + z_0.80) * sd(paired differences) / sqrt(n): smallest true delta a two-sided 5% test "
            "detects with 80% power (normal approximation)",
-    "corpus": "corpus BLEU: paired bootstrap resampling cases' summed n-gram statistics (as sacrebleu's paired-bs)",
+    "corpus": "corpus BLEU: sacrebleu's paired bootstrap test (paired_bs) on the cases' summed n-gram statistics, "
+              "same draws and p-value: p = (#{|d| - mean|d| > |observed d|} + 1) / (R + 1); the CI is the "
+              "percentile interval of the resampled d (candidate - baseline)",
+    "p": "mean deltas: two-sided bootstrap p = 2 * min(share of resampled deltas <= 0, share >= 0); 0 with "
+         "p_bound 1/(R+1) when no resample crossed 0, printed as < 1/(R+1)",
     "pass": "a case passes a metric when it passes in more than half of its epochs (McNemar's flips); the "
             "pass_rate delta pairs each case's share of passing epochs, an errored epoch counting as failed",
     "multiplicity": "each metric is tested on its own at 5%: with many metrics, expect some false alarms",
@@ -53,6 +57,9 @@ class MetricDelta:
     mde: float | None = None
     mcnemar: McNemar | None = None
     note: str | None = None
+    p_bound: float | None = None
+    """1/(resamples + 1) when no bootstrap resample crossed 0 (`p` is then 0.0): the p-value is below
+    this bound, and reports print it as `< 1/(R+1)`."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,7 @@ def compare_runs(base: Run, cand: Run, seed: int = 0, resamples: int = 10_000) -
     deltas: list[MetricDelta] = []
     for tid in targets:
         pairs = [(b_groups[k], c_groups[k]) for k in paired if k[1] == tid]
+        notes += _error_notes(tid, keys, pairs)
         deltas.append(_pass_rate_delta(tid, pairs, seed, resamples))
         for key in keys:
             deltas.append(_mean_delta(tid, key, pairs, seed, resamples))
@@ -160,6 +168,20 @@ def compare_runs(base: Run, cand: Run, seed: int = 0, resamples: int = 10_000) -
         only_in_base=sorted(set(b_groups) - set(c_groups)), only_in_cand=sorted(set(c_groups) - set(b_groups)),
         notes=notes,
     )
+
+
+def _error_notes(tid: str, keys: list[str], pairs: list[tuple[list[Result], list[Result]]]) -> list[str]:
+    """A note per metric with metric errors on paired cases: those cases drop out of its comparison."""
+    def failed(rs: list[Result], key: str) -> bool:
+        return all((s := r.scores.get(key)) is not None and s.error is not None for r in rs)
+
+    out = []
+    for key in keys:
+        nb, nc = sum(failed(b, key) for b, _ in pairs), sum(failed(c, key) for _, c in pairs)
+        if nb or nc:
+            out.append(f"{key} on {tid}: no value (metric error) on {nc} paired case(s) of the candidate and {nb} "
+                       f"of the baseline; they are left out of its comparison")
+    return out
 
 
 def _order(ids: list[str]) -> Any:
@@ -224,7 +246,8 @@ def _mean_delta(tid: str, key: str, pairs: list[tuple[list[Result], list[Result]
     delta, lo, hi, p = paired_delta_ci(base, cand, seed, resamples)
     note = "fewer than 10 paired cases: the bootstrap CI is rough" if len(base) < 10 else None
     return MetricDelta(tid, key, "mean", len(base), _mean(base), _mean(cand), delta, (lo, hi), p,
-                       verdict_from_ci(lo, hi), mde([cv - bv for bv, cv in zip(base, cand, strict=True)]), mc, note)
+                       verdict_from_ci(lo, hi), mde([cv - bv for bv, cv in zip(base, cand, strict=True)]), mc, note,
+                       p_bound=1 / (resamples + 1) if p == 0.0 else None)
 
 
 def _pass_rate_delta(tid: str, pairs: list[tuple[list[Result], list[Result]]], seed: int,
@@ -273,8 +296,10 @@ def _bleu_stats(rs: list[Result], key: str) -> list[float] | None:
 
 def corpus_bleu_delta(tid: str, key: str, pairs: list[tuple[list[Result], list[Result]]], options: dict[str, Any],
                       seed: int, resamples: int) -> MetricDelta:
-    """Corpus BLEU of both runs over the paired cases, and a paired bootstrap of its difference that
-    resamples cases and re-sums their n-gram statistics (sacrebleu's paired-bs p-value)."""
+    """Corpus BLEU of both runs over the paired cases, and sacrebleu's paired bootstrap test
+    (sacrebleu.significance._paired_bs_test, Koehn 2004 as in Moses) on the cases' n-gram statistics:
+    the same resamples of cases, the same statistic and p-value, so with one seed `p` equals sacrebleu's.
+    The 95% CI is the percentile interval of the resampled differences (candidate - baseline)."""
     import numpy as np
 
     rows_b, rows_c = [], []
@@ -287,42 +312,53 @@ def corpus_bleu_delta(tid: str, key: str, pairs: list[tuple[list[Result], list[R
     if n < 2 or len({len(r) for r in rows_b + rows_c}) != 1:
         return MetricDelta(tid, key, "corpus", n, None, None, None, None, None, NOT_COMPARABLE,
                            note="corpus BLEU not compared: the results carry no n-gram statistics in details")
-    sb, sc = np.asarray(rows_b, dtype=float), np.asarray(rows_c, dtype=float)
-    order = (sb.shape[1] - 2) // 2
-    score = _bleu_scorer(options, order)
-    base_v, cand_v = score(sb.sum(axis=0)), score(sc.sum(axis=0))
-    stats = np.concatenate([sb, sc], axis=1)
+    width = len(rows_b[0])
+    score = _bleu_scorer(options, (width - 2) // 2)
+    # The observed scores from exact integer sums (sacrebleu's _aggregate_and_compute) ...
+    base_raw = score([sum(col) for col in zip(*rows_b, strict=True)])
+    cand_raw = score([sum(col) for col in zip(*rows_c, strict=True)])
+    # ... the resampled ones from float32 sums, as sacrebleu computes them.
+    stats = np.asarray([*rows_b, *rows_c], dtype=np.float32).reshape(2, n, width)
     rng = np.random.default_rng(seed)
-    diffs = np.empty(resamples)
-    chunk = max(1, 1_000_000 // n)
+    boot_b, boot_c = np.empty(resamples), np.empty(resamples)
+    chunk = max(1, 200_000 // n)
     for start in range(0, resamples, chunk):
         m = min(resamples, start + chunk) - start
+        # the same draws as sacrebleu's rng.choice(n, size=(resamples, n)), taken in chunks
         idx = rng.integers(0, n, size=(m, n))
-        # counts[i, j] = how often case j is drawn in resample i; summed stats = counts @ stats
-        counts = np.bincount((idx + n * np.arange(m)[:, None]).ravel(), minlength=m * n).reshape(m, n)
-        sums = counts @ stats
+        sums = stats[:, idx].sum(axis=2, dtype=np.float32)  # (2, m, width)
         for i in range(m):
-            diffs[start + i] = score(sums[i, sb.shape[1]:]) - score(sums[i, : sb.shape[1]])
+            boot_b[start + i], boot_c[start + i] = score(sums[0, i]), score(sums[1, i])
+    diffs = (boot_c - boot_b) / 100.0
     lo, hi = (float(x) for x in np.quantile(diffs, [0.025, 0.975]))
-    real = cand_v - base_v
-    # sacrebleu: p = (#{|d - mean(d)| >= |real|} + 1) / (resamples + 1)
-    p = float(((np.abs(diffs - diffs.mean()) >= abs(real)).sum() + 1) / (resamples + 1))
-    return MetricDelta(tid, key, "corpus", n, base_v, cand_v, real, (lo, hi), p, verdict_from_ci(lo, hi),
-                       note=f"corpus BLEU over {n} paired cases ({options.get('tokenize', '13a')} tokenizer)")
+    # sacrebleu: |d| per resample, centred on its mean; p = (#{centred > |observed d|} + 1) / (R + 1)
+    sample = np.abs(boot_c - boot_b)
+    p = float((np.sum(sample - sample.mean() > abs(cand_raw - base_raw)) + 1) / (resamples + 1))
+    base_v, cand_v = _unit(base_raw), _unit(cand_raw)
+    return MetricDelta(tid, key, "corpus", n, base_v, cand_v, cand_v - base_v, (lo, hi), p, verdict_from_ci(lo, hi),
+                       note=f"corpus BLEU over {n} paired cases ({options.get('tokenize', '13a')} tokenizer); "
+                            "p: sacrebleu's paired bootstrap test")
+
+
+def _unit(raw: float) -> float:
+    return min(1.0, max(0.0, raw / 100.0))
 
 
 def _bleu_scorer(options: dict[str, Any], order: int) -> Any:
-    """sacrebleu's own corpus formula (BLEU.compute_bleu) on summed statistics, as a value in [0, 1]."""
+    """sacrebleu's own corpus formula (BLEU.compute_bleu) on summed statistics (matches, totals per
+    order, then lengths, as llmeval stores them), as sacrebleu's 0-100 score."""
     from sacrebleu.metrics.bleu import BLEU
 
     method = options.get("smooth_method", "exp")
     value = options.get("smooth_value")
 
     def score(row: Any) -> float:
-        counts, totals = [int(x) for x in row[:order]], [int(x) for x in row[order: 2 * order]]
+        # Slices of the row as sacrebleu passes them (ints, or a float32 array for resamples); a copy,
+        # since add-k smoothing adds to the counts in place.
+        counts, totals = list(row[:order]), list(row[order: 2 * order])
         res = BLEU.compute_bleu(counts, totals, int(row[2 * order]), int(row[2 * order + 1]), smooth_method=method,
                                 smooth_value=value, effective_order=False, max_ngram_order=order)
-        return min(1.0, max(0.0, res.score / 100.0))
+        return float(res.score)
 
     return score
 
@@ -343,7 +379,7 @@ def max_drop_gates(base: Run, cand: Run) -> list[Any]:
     same test as `llmeval run --baseline` (llmeval.decide.baseline: one-sided bootstrap, Holm-Bonferroni)."""
     from llmeval.config.spec import GateSpec
     from llmeval.decide.baseline import drop_checker
-    from llmeval.decide.gates import gate_name
+    from llmeval.decide.gates import check_missing, gate_name
 
     gates = [GateSpec.model_validate({k: v for k, v in g.items() if k != "line"})
              for g in cand.manifest.get("gates_spec", [])]
@@ -351,5 +387,6 @@ def max_drop_gates(base: Run, cand: Run) -> list[Any]:
     present = {r.target for r in cand.results}
     target_ids = [t for t in cand.targets if t in present]
     check = drop_checker(gates, target_ids, seed, base.results, cand.results, str(base.dir))
-    return [check(g, tid, gate_name(g), i) for i, g in enumerate(gates) if g.max_drop is not None
-            for tid in ([g.target] if g.target else target_ids)]
+    summary = cand.manifest.get("summary") or {}
+    return [check_missing(g, summary.get(tid) or {}, check(g, tid, gate_name(g), i))
+            for i, g in enumerate(gates) if g.max_drop is not None for tid in ([g.target] if g.target else target_ids)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -49,6 +50,46 @@ class GateResult:
         return asdict(self)
 
 
+def missing_scores(g: GateSpec, entry: dict[str, Any]) -> tuple[int, int, int]:
+    """(missing, of, allowed) for a gate on a metric score: the results with no score that should
+    have one (metric errors and results without output; not-applicable scores are not missing), the
+    results that should have a score, and how many may miss under the gate's `allow_missing`."""
+    s = entry.get(g.metric) or {}
+    missing = int(s.get("n_missing") or 0)
+    of = int(s.get("n") or 0) + missing
+    allow = g.allow_missing
+    allowed = 0 if allow is None else (allow if isinstance(allow, int) else math.floor(allow * of + 1e-9))
+    return missing, of, allowed
+
+
+def check_missing(g: GateSpec, entry: dict[str, Any], result: GateResult) -> GateResult:
+    """A gate over a metric does not pass on the cases that happened to be scored: with more results
+    without a score than `allow_missing` allows it fails, and its note says how many and why."""
+    if g.metric in TARGET_VALUES:
+        return result
+    missing, of, allowed = missing_scores(g, entry)
+    if not missing:
+        return result
+    s = entry.get(g.metric) or {}
+    n_errors = int(s.get("n_errors") or 0)
+    why = []
+    if n_errors:
+        first = f" (first: {s['first_error']})" if s.get("first_error") else ""
+        why.append(f"{n_errors} metric error{'s' if n_errors != 1 else ''}{first}")
+    if missing - n_errors:
+        why.append(f"{missing - n_errors} without output (the target call failed)")
+    text = f"{missing} of {of} results have no {g.metric} score: {'; '.join(why)}"
+    result.details = {**(result.details or {}), "missing": missing, "of": of, "allowed": allowed}
+    if missing > allowed:
+        limit = f"allow_missing {g.allow_missing!r} allows {allowed}" if g.allow_missing is not None else \
+            "set allow_missing on the gate to accept missing scores"
+        result.passed = False
+        result.note = f"fails: {text}; {limit}" + (f"; {result.note}" if result.note else "")
+    else:
+        result.note = (f"{result.note}; " if result.note else "") + f"{text} (allowed: {allowed})"
+    return result
+
+
 def gate_name(g: GateSpec) -> str:
     if g.name:
         return g.name
@@ -66,6 +107,7 @@ def evaluate_gates(
     out: list[GateResult] = []
     for i, g in enumerate(gates):
         for tid in [g.target] if g.target else target_ids:
+            start = len(out)
             entry = summary.get(tid, {})
             value, why = gate_value(g.metric, entry)
             name = gate_name(g)
@@ -107,4 +149,5 @@ def evaluate_gates(
                     )
                 else:
                     out.append(regressions(g, tid, name, i))
+            out[start:] = [check_missing(g, entry, r) for r in out[start:]]
     return out

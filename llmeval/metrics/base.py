@@ -99,9 +99,18 @@ class Metric:
         """Release models or clients held by the metric."""
 
 
-def metric_error(e: Exception) -> Score:
-    """The null score recorded when a metric raised on one case."""
-    return Score(None, None, f"metric error: {type(e).__name__}: {e}")
+def metric_error(e: Exception | str) -> Score:
+    """The failed score recorded when a metric raised on one case (or, given a text, could not
+    compute a value for the reason it says)."""
+    if isinstance(e, Exception):
+        text = str(e).strip()
+        e = f"{type(e).__name__}: {text}" if text else f"{type(e).__name__} (no message)"
+    return Score(None, None, f"metric error: {e}", error="metric")
+
+
+def not_applicable(reason: str, **details: Any) -> Score:
+    """A score that does not apply to this case (excluded from means, not an error, not missing)."""
+    return Score(None, None, f"not applicable: {reason}", {"not_applicable": True, **details})
 
 
 class NegatedMetric(Metric):
@@ -117,7 +126,7 @@ class NegatedMetric(Metric):
         s = self.inner.score_one(sample)
         assert isinstance(s, Score)
         v = None if s.value is None else 1.0 - s.value
-        return Score(v, None if v is None else v >= 1.0, s.reason, s.details)
+        return Score(v, None if v is None else v >= 1.0, s.reason, s.details, s.error)
 
     def config(self) -> dict[str, Any]:
         return {**self.inner.config(), "kind": self.kind, "name": self.name}

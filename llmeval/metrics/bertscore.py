@@ -196,41 +196,77 @@ class BertScore(Metric):
         return self.score_batch([sample])[0][self.name]
 
     def score_batch(self, samples: list[Result]) -> list[dict[str, Score]]:
-        """Score every sample in one bert-score call (one model load, length-sorted batches)."""
+        """Score every sample in one bert-score call (one model load, length-sorted batches).
+
+        bert-score cannot encode an empty or whitespace-only text with the pinned transformers: it
+        raises, and the whole batch would be lost. Its own convention for such a text (bert_score.utils
+        greedy_cos_idf: "Empty candidate sentence detected; setting raw BERTscores to 0", the same for
+        an empty reference) is raw P = R = F = 0, so those pairs are scored 0 here and never sent."""
         o: Any = self.options
-        todo = [(i, s.output, references(s)) for i, s in enumerate(samples) if s.output is not None and references(s)]
         out: list[dict[str, Score]] = []
         for s in samples:
             why = "no output (target error)" if s.output is None else "no expected answer"
             out.append({self.name: Score(None, None, why)})
-        if not todo:
+        todo: list[tuple[int, str, list[str], bool]] = []  # (index, output, non-empty refs, an empty ref too)
+        empty: list[tuple[int, str]] = []  # (index, which text is empty)
+        for i, s in enumerate(samples):
+            refs = references(s)
+            if s.output is None or not refs:
+                continue
+            kept = [r for r in refs if r.strip()]
+            if not s.output.strip() or not kept:
+                empty.append((i, "output" if not s.output.strip() else "reference"))
+            else:
+                todo.append((i, s.output, kept, len(kept) < len(refs)))
+        if not todo and not empty:
             return out
-        scorer = self._load()
-        cands = [c for _, c, _ in todo]
-        multi = any(len(r) > 1 for _, _, r in todo)
-        refs: list[Any] = [r for _, _, r in todo] if multi else [r[0] for _, _, r in todo]
+        scorer = self._load() if todo or o.rescale_with_baseline else None
+        zero = self._zero(scorer)
+        info: dict[str, Any] = {"model": o.model, "num_layers": self.num_layers, "idf": o.idf,
+                                "rescaled": o.rescale_with_baseline}
+        if scorer is not None:
+            info["hash"] = scorer.hash
+        if todo:
+            assert scorer is not None
+            p, r, f = self._score(scorer, todo)
+            for k, (i, _, _, some_empty) in enumerate(todo):
+                prf = {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k])}
+                if some_empty:  # bert-score takes each of P, R, F's max over the references; an empty one gives 0
+                    prf = {m: max(v, zero[m]) for m, v in prf.items()}
+                out[i] = self._apply_threshold({self.name: self._value(prf, info)})
+        for i, which in empty:
+            score = self._value(dict(zero), {**info, "empty": which})
+            score.reason = f"empty {which}: BERTScore is 0 (bert-score's convention for an empty text)"
+            out[i] = self._apply_threshold({self.name: score})
+        return out
+
+    def _score(self, scorer: Any, todo: list[tuple[int, str, list[str], bool]]) -> Any:
+        """bert-score's (P, R, F) tensors for the cases to send (max over several references)."""
+        o: Any = self.options
+        cands = [c for _, c, _, _ in todo]
+        multi = any(len(r) > 1 for _, _, r, _ in todo)
+        refs: list[Any] = [r for _, _, r, _ in todo] if multi else [r[0] for _, _, r, _ in todo]
         with self._lock, warnings.catch_warnings():
             # bert-score warns when it replaces the idf weights and when it reads a baseline
             # through pandas (a read-only array it never writes to): neither is the user's concern.
             warnings.filterwarnings("ignore", message="Overwriting the previous importance weights")
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            if o.idf:
-                scorer.compute_idf([x for _, _, r in todo for x in r])
-            p, r, f = scorer.score(cands, refs, batch_size=o.batch_size)
-        info = {
-            "model": o.model,
-            "num_layers": self.num_layers,
-            "idf": o.idf,
-            "rescaled": o.rescale_with_baseline,
-            "hash": scorer.hash,
-        }
-        for k, (i, _, _) in enumerate(todo):
-            prf = {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k])}
-            raw = prf["f1" if o.measure == "f" else o.measure]
-            # Rescaled scores may fall a little outside [0, 1]; the raw numbers stay in details.
-            value = min(1.0, max(0.0, raw))
-            out[i] = self._apply_threshold({self.name: Score(value, None, None, {**prf, **info})})
-        return out
+            if o.idf:  # over the references scored (an empty pair changes no other case's value)
+                scorer.compute_idf([x for _, _, r, _ in todo for x in r])
+            return scorer.score(cands, refs, batch_size=o.batch_size)
+
+    def _zero(self, scorer: Any) -> dict[str, float]:
+        """The P, R, F of an empty text: raw 0, rescaled as bert-score rescales every score."""
+        if scorer is None or not self.options.rescale_with_baseline:  # type: ignore[attr-defined]
+            return {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+        b = [float(x) for x in scorer.baseline_vals]
+        return {m: (0.0 - b[j]) / (1.0 - b[j]) for j, m in enumerate(("precision", "recall", "f1"))}
+
+    def _value(self, prf: dict[str, float], info: dict[str, Any]) -> Score:
+        o: Any = self.options
+        raw = prf["f1" if o.measure == "f" else o.measure]
+        # Rescaled scores may fall a little outside [0, 1]; the raw numbers stay in details.
+        return Score(min(1.0, max(0.0, raw)), None, None, {**prf, **info})
 
     async def aclose(self) -> None:
         self._scorer = None

@@ -16,7 +16,7 @@ from pydantic import ConfigDict
 
 from llmeval.config.paths import metrics_dirs
 from llmeval.errors import ConfigError
-from llmeval.metrics.base import Metric, MetricOptions
+from llmeval.metrics.base import Metric, MetricOptions, metric_error
 from llmeval.results.records import Result, Score
 
 
@@ -44,7 +44,7 @@ def function_metric(name: str, fn: Callable[..., Any]) -> type[Metric]:
             if isinstance(got, (int, float)) and 0.0 <= float(got) <= 1.0:
                 return Score(float(got))
             why = f"custom metric {name} returned {got!r}, not a number in [0, 1], a bool or a Score"
-            return Score(None, None, why)
+            return metric_error(why)
 
     FunctionMetric.__name__ = FunctionMetric.__qualname__ = f"{fn.__name__}_metric"
     FunctionMetric.__doc__ = doc

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field, field_validator
 
-from llmeval.metrics.base import Metric, MetricOptions
+from llmeval.metrics.base import Metric, MetricOptions, not_applicable
 from llmeval.metrics.text import references
 from llmeval.results.records import Result, Score
 
@@ -212,7 +212,7 @@ class Latency(Metric):
         limit: float = self.options.max_ms  # type: ignore[attr-defined]
         ms = sample.latency_ms
         if ms is None:
-            return Score(None, None, "no latency recorded")
+            return not_applicable("no latency recorded")
         return _check(ms <= limit, f"{ms:.0f} ms > {limit:.0f} ms", {"latency_ms": ms})
 
 
@@ -231,5 +231,5 @@ class Cost(Metric):
     def score_one(self, sample: Result) -> Score:
         limit: float = self.options.max_usd  # type: ignore[attr-defined]
         if sample.cost_usd is None:
-            return Score(None, None, "no cost known for this target")
+            return not_applicable("no cost known for this target")
         return _check(sample.cost_usd <= limit, f"${sample.cost_usd:.6f} > ${limit}", {"cost_usd": sample.cost_usd})

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from llmeval.metrics.base import MetricOptions, ScoringContext
+from llmeval.metrics.base import MetricOptions, ScoringContext, not_applicable
 from llmeval.metrics.judging import (
     JudgeMetric,
     JudgeOptions,
@@ -17,7 +17,6 @@ from llmeval.metrics.judging import (
     as_text,
     ask_parsed,
     json_list,
-    not_applicable,
     render_prompt,
     verdicts,
 )

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import model_validator
 
 from llmeval.errors import ConfigError, MissingDependencyError
-from llmeval.metrics.base import Metric, MetricOptions, ScoringContext
+from llmeval.metrics.base import Metric, MetricOptions, ScoringContext, metric_error
 from llmeval.metrics.text import references
 from llmeval.results.records import Result, Score
 
@@ -192,7 +192,8 @@ class HfEvaluate(Metric):
         return self.score_batch([sample])[0][self.name]
 
     def score_batch(self, samples: list[Result]) -> list[dict[str, Score]]:
-        """Per-example metrics: one compute() call; single-number metrics: one call per unit."""
+        """Per-example metrics: one compute() call; single-number metrics: one call per unit. When
+        the batch fails, each unit is computed alone, so only the examples that fail get errors."""
         out = [
             {self.name: Score(None, None, "no output (target error)" if s.output is None else "no expected answer")}
             for s in samples
@@ -201,31 +202,41 @@ class HfEvaluate(Metric):
         if not units:
             return out
         try:
-            first = self._compute(units[:1])
-            key = self._key(first)
-            if _is_sequence(first[key]):
-                raws = list(self._compute(units)[key])
-                if len(raws) != len(units):
-                    raise ValueError(f"returned {len(raws)} values for {len(units)} examples")
-                results: list[dict[str, Any]] = [{} for _ in units]
+            computed: list[tuple[Any, dict[str, Any], str] | Exception] = list(self._compute_units(units))
+        except Exception:  # one bad example must not cost the others their value
+            computed = []
+            for u in units:
+                try:
+                    computed += self._compute_units([u])
+                except Exception as e:
+                    computed.append(e)
+        best: dict[int, Score] = {}
+        for (i, _, _), got in zip(units, computed, strict=True):
+            if isinstance(got, Exception):
+                score = metric_error(f"{self.name} failed: {type(got).__name__}: {got}")
             else:
-                results = [first] + [self._compute([u]) for u in units[1:]]
-                raws = [r.get(key) for r in results]
-        except Exception as e:  # a metric's own failure is a reason on each case, not a crash
-            for i, _, _ in units:
-                out[i] = {self.name: Score(None, None, f"{self.name} failed: {e}")}
-            return out
-        best: dict[int, tuple[float | None, str | None, dict[str, Any]]] = {}
-        for (i, _, _), raw, res in zip(units, raws, results, strict=True):
-            value, why = self._normalise(raw)
-            extra = {k: float(v) for k, v in res.items() if k != key and _is_number(v)}
-            details = {"raw": _plain(raw), "key": key, **extra}
+                raw, res, key = got
+                value, why = self._normalise(raw)
+                extra = {k: float(v) for k, v in res.items() if k != key and _is_number(v)}
+                score = Score(value) if why is None else metric_error(why)
+                score.details = {"raw": _plain(raw), "key": key, **extra}
             prev = best.get(i)
-            if prev is None or (value is not None and (prev[0] is None or value > prev[0])):
-                best[i] = (value, why, details)
-        for i, (value, why, details) in best.items():
-            out[i] = self._apply_threshold({self.name: Score(value, None, why, details)})
+            if prev is None or (score.value is not None and (prev.value is None or score.value > prev.value)):
+                best[i] = score
+        for i, score in best.items():
+            out[i] = self._apply_threshold({self.name: score})
         return out
+
+    def _compute_units(self, units: list[tuple[int, str, Any]]) -> list[tuple[Any, dict[str, Any], str]]:
+        """(raw value, the result's fields, the result key) per unit; raises when the metric fails."""
+        first = self._compute(units[:1])
+        key = self._key(first)
+        if _is_sequence(first[key]):
+            raws = list(self._compute(units)[key]) if len(units) > 1 else list(first[key])
+            if len(raws) != len(units):
+                raise ValueError(f"returned {len(raws)} values for {len(units)} examples")
+            return [(raw, {}, key) for raw in raws]
+        return [(r.get(key), r, key) for r in [first, *(self._compute([u]) for u in units[1:])]]
 
     def corpus(self, samples: list[Result]) -> dict[str, dict[str, Any]]:
         """The metric over the whole set, when it reports one number (not per-example values)."""

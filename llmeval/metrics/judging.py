@@ -13,8 +13,8 @@ from typing import Any, Protocol, TypeVar
 
 from llmeval.config.paths import metrics_dirs
 from llmeval.config.spec import JudgeSpec
-from llmeval.errors import ConfigError, TargetCallError
-from llmeval.metrics.base import Metric, MetricOptions, ScoringContext
+from llmeval.errors import ConfigError, LlmevalError, TargetCallError
+from llmeval.metrics.base import Metric, MetricOptions, ScoringContext, metric_error
 from llmeval.results.records import Completion, Result, Score
 
 T = TypeVar("T")
@@ -160,25 +160,21 @@ async def ask_parsed(
 
 
 def failure_score(e: Exception, step: str = "") -> Score:
-    """The null score recorded for a judge call that failed or an answer that could not be parsed."""
+    """The failed score recorded for a judge call that failed after retries (timeouts included)
+    or an answer that could not be parsed even after the repair re-ask."""
     where = f" ({step})" if step else ""
     if isinstance(e, JudgeParseError):
         return Score(None, None, f"unparseable judge answer{where}: {e.error}",
-                     {"error": e.error, "raw": e.attempts[-1], "attempts": e.attempts})
+                     {"error": e.error, "raw": e.attempts[-1], "attempts": e.attempts}, error="unparseable")
     if isinstance(e, TargetCallError):
         return Score(None, None, f"judge error{where}: {e.kind}: {e.message}",
-                     {"error": {"type": e.kind, "message": e.message, "status": e.status}})
+                     {"error": {"type": e.kind, "message": e.message, "status": e.status}}, error="judge")
     raise e
-
-
-def not_applicable(reason: str, **details: Any) -> Score:
-    """A score that does not apply to this case (excluded from means, counted as null)."""
-    return Score(None, None, f"not applicable: {reason}", {"not_applicable": True, **details})
 
 
 class JudgeMetric(Metric, ABC):
     """Base of metrics that call a judge: resolves the judge, scores cases concurrently, and turns
-    judge failures into null scores with the reason and raw answer."""
+    judge failures into failed scores (metric errors) with the reason and raw answer."""
 
     Options = JudgeOptions
     requires = frozenset({"judge"})
@@ -219,7 +215,8 @@ class JudgeMetric(Metric, ABC):
     async def score_all(self, samples: list[Result], ctx: ScoringContext) -> list[dict[str, Score]]:
         judge = self.resolve_judge(ctx)
         if judge is None:
-            return [{k: Score(None, None, "no judge configured") for k in self.keys()} for _ in samples]
+            failed = metric_error("no judge configured (the suite has no `judge:` and the metric names none)")
+            return [{k: failed for k in self.keys()} for _ in samples]
         try:
             await self.prepare(judge, ctx)
         except (JudgeParseError, TargetCallError) as e:
@@ -237,7 +234,11 @@ class JudgeMetric(Metric, ABC):
         except (JudgeParseError, TargetCallError) as e:
             return failure_score(e)
         except ConfigError as e:  # a prompt template that fails on this case's values only
-            return Score(None, None, f"prompt template error: {e.message}", {"error": e.message})
+            return Score(None, None, f"prompt template error: {e.message}", {"error": e.message}, error="template")
+        except LlmevalError:
+            raise  # a user error (a missing dependency): exit 2 with its message
+        except Exception as e:  # a bug on one case must not cost the other cases their scores
+            return metric_error(e)
 
     async def prepare(self, judge: Any, ctx: ScoringContext) -> None:
         """Run-level judge work before the cases (e.g. G-Eval's evaluation steps)."""

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from llmeval.errors import ConfigError, MissingDependencyError
-from llmeval.metrics.base import MetricOptions, ScoringContext
+from llmeval.metrics.base import MetricOptions, ScoringContext, not_applicable
 from llmeval.metrics.judging import (
     JudgeMetric,
     JudgeOptions,
@@ -19,7 +19,6 @@ from llmeval.metrics.judging import (
     as_text,
     ask_parsed,
     json_list,
-    not_applicable,
     parse_json,
     render_prompt,
     verdicts,

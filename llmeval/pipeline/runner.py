@@ -18,6 +18,7 @@ from llmeval.metrics.scoring import score_results
 from llmeval.pipeline.manifest import build_manifest, now, write_manifest
 from llmeval.pipeline.options import RunOptions
 from llmeval.pipeline.preload import preload_local_models
+from llmeval.report.view import plural
 from llmeval.results.records import Result, WorkItem
 from llmeval.results.runlog import RunWriter, load_run, new_run_id, read_results
 from llmeval.results.summary import build_summary
@@ -216,11 +217,12 @@ def finish(
     gates = [] if empty_shard else evaluate_gates(suite.spec.gates, summary, ids, regressions)
     errors = {tid: summary[tid]["errors"] for tid in ids}
     all_failed = [tid for tid in ids if summary[tid]["n"] and errors[tid] == summary[tid]["n"]]
-    judge_errors = judge.stats.errors if judge is not None else 0
-    n_errors = sum(errors.values()) + judge_errors
+    # A judge call that failed after retries left a metric error on its case: it counts once, there.
+    metric_errors = sum(summary[tid]["metric_errors"] for tid in ids)
+    n_errors = sum(errors.values()) + metric_errors
     too_many = options.max_errors is not None and n_errors > options.max_errors
-    judge_failed = judge_failures(results, suite, ids)
-    status = "failed" if (too_many or all_failed or judge_failed) else "complete"
+    unscored = unscored_metrics(summary, suite, ids)
+    status = "failed" if (too_many or all_failed or unscored) else "complete"
     manifest.update(status=status, finished_at=now(), summary=summary, gates=[g.to_dict() for g in gates])
     if ctx.notes:
         manifest["metric_notes"] = ctx.notes
@@ -235,13 +237,16 @@ def finish(
     exit_code = 0
     if not all(g.passed for g in gates):
         exit_code = 1
-    if too_many or all_failed or judge_failed:
+    if too_many or all_failed or unscored:
         exit_code = 3
     outcome = RunOutcome(run_dir, manifest, results, gates, exit_code)
     if too_many:
+        n_target = sum(errors.values())
         raise _failed(
             outcome,
-            f"{n_errors} target/judge errors, more than --max-errors {options.max_errors}; run saved in {run_dir}",
+            f"{plural(n_errors, 'error')}, more than --max-errors {options.max_errors}: "
+            f"{plural(n_target, 'failed target call')},"
+            f" {plural(metric_errors, 'metric error')}; run saved in {run_dir}",
         )
     if all_failed:
         first = next(r.error for r in results if r.target == all_failed[0] and r.error)
@@ -250,32 +255,27 @@ def finish(
             f"every case of target(s) {', '.join(all_failed)} errored "
             f"(first: {first.type}: {first.message}); run saved in {run_dir}",
         )
-    if judge_failed:
-        (tid, key, reason), *_ = judge_failed
+    if unscored:
+        (tid, key, reason), *more = unscored
+        also = f"; no value either: {', '.join(f'{k} ({t})' for t, k, _ in more)}" if more else ""
         raise _failed(
             outcome,
-            f"metric {key} has no value on any case of target {tid}: the judge failed every time "
-            f"(first: {reason}); run saved in {run_dir}",
+            f"metric {key} has no value on any case of target {tid} (first error: {reason}){also}; "
+            f"run saved in {run_dir}",
         )
     return outcome
 
 
-def judge_failures(results: list[Result], suite: Suite, ids: list[str]) -> list[tuple[str, str, str]]:
-    """(target, metric key, first reason) for each judge metric that got a judge error on every
-    scored case of a target: a run that measured nothing must not look complete."""
+def unscored_metrics(summary: dict[str, Any], suite: Suite, ids: list[str]) -> list[tuple[str, str, str]]:
+    """(target, score name, first error) for each score that has no value on any case of a target and
+    failed on at least one (whatever broke: the metric, the judge, its answers): a run that measured
+    nothing must not look complete. A score that is not applicable to every case is not one."""
     out = []
     for tid in ids:
-        scored = [r for r in results if r.target == tid and r.error is None]
-        if not scored:
-            continue
-        for m in suite.metrics:
-            if "judge" not in m.requires:
-                continue
-            for key in m.keys():
-                scores = [r.scores.get(key) for r in scored]
-                if all(s is not None and s.value is None and (s.reason or "").startswith("judge error")
-                       for s in scores):
-                    out.append((tid, key, scores[0].reason or ""))  # type: ignore[union-attr]
+        for key in (k for m in suite.metrics for k in m.keys()):
+            s = summary[tid].get(key) or {}
+            if not s.get("n") and s.get("n_errors"):
+                out.append((tid, key, str(s.get("first_error") or "")))
     return out
 
 

@@ -114,9 +114,15 @@ def _cell(r: Result | None, keys: list[str], b: _Builder, change: Any) -> dict[s
             continue
         passed = None if s.passed is None else (1 if s.passed else 0)
         v = None if s.value is None else round(s.value, 4)
-        scores.append([v, passed] + ([b.intern(s.reason)] if s.reason else []))
+        if s.error is not None:  # [value, passed, reason, 1]: the score could not be computed
+            scores.append([v, passed, b.intern(s.reason or f"metric error ({s.error})"), 1])
+        else:
+            scores.append([v, passed] + ([b.intern(s.reason)] if s.reason else []))
     if any(s is not None for s in scores):
         cell["s"] = scores
+    n_errors = sum(1 for s in r.scores.values() if s.error is not None)
+    if n_errors:
+        cell["me"] = n_errors
     if r.contexts:
         cell["cx"] = [b.intern(c) for c in r.contexts]
     claims = unsupported_claims(r)

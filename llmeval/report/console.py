@@ -70,6 +70,8 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
     """The header line, a targets x metrics table, per-target totals and the gate verdicts."""
     from rich.table import Table
 
+    from llmeval.report.view import has_metric_errors, null_note, plural
+
     out = console()
     summary = manifest.get("summary", {})
     metric_keys = [k for m in manifest.get("metrics", []) for k in _keys(m, summary)]
@@ -85,8 +87,10 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
         best = max((m for m in means if m is not None), default=None)
         for tid in targets:
             s = summary[tid].get(key) or {}
+            nulls = null_note(s)
+            nulls = f" [red]({nulls})[/]" if s.get("n_errors") else (f" ({nulls})" if nulls else "")
             if s.get("mean") is None:
-                cells.append("–" if not s.get("n_null") else f"– ({s['n_null']} n/a)")
+                cells.append(f"–{nulls}")
                 continue
             lo, hi = s["ci95"]
             text = f"{s['mean']:.3f} [{lo:.2f}, {hi:.2f}]"
@@ -94,19 +98,20 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
                 text += f" {s['pass_rate']:.0%}"
             if s.get("corpus") is not None:
                 text += f" · corpus {s['corpus']:.3f}"
-            if s.get("n_null"):
-                text += f" ({s['n_null']} n/a)"
             if len(targets) > 1 and s["mean"] == best:
                 text = f"[bold green]{text}[/]"
-            cells.append(text)
+            cells.append(text + nulls)
         table.add_row(key, *cells)
-    for label, fn in (
+    totals: list[tuple[str, Any]] = [
         ("pass rate", lambda e: f"{e['pass_rate']:.1%}" if e.get("pass_rate") is not None else "–"),
         ("errors", lambda e: str(e.get("errors", 0))),
         ("latency p50/p95 ms", lambda e: f"{fmt(e['latency_ms']['p50'], 0)} / {fmt(e['latency_ms']['p95'], 0)}"),
         ("tokens in/out", lambda e: f"{e['tokens']['prompt']:,} / {e['tokens']['completion']:,}"),
         ("cost", lambda e: f"${e['cost_usd']:.4f}" if e.get("cost_usd") is not None else "–"),
-    ):
+    ]
+    if has_metric_errors(summary):
+        totals.insert(2, ("metric errors", lambda e: str(e.get("metric_errors", 0))))
+    for label, fn in totals:
         table.add_row(f"[dim]{label}[/]", *[fn(summary[t]) for t in targets])
     out.print(table)
     judge = manifest.get("judge_usage")
@@ -114,6 +119,12 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
         cost = f", ${judge['cost_usd']:.4f}" if judge.get("cost_usd") else ""
         out.print(f"[dim]judge: {judge['calls']} calls ({judge['cached']} cached, {judge['errors']} errors), "
                   f"tokens {judge['tokens']['prompt']:,} / {judge['tokens']['completion']:,}{cost}[/]")
+    for tid in targets:
+        for key in metric_keys:
+            s = summary[tid].get(key) or {}
+            if s.get("n_errors"):
+                out.print(f"[red]{_esc(key)} on {_esc(tid)}: {plural(s['n_errors'], 'metric error')}; "
+                          f"first: {_esc(s.get('first_error'))}[/]")
     print_gates(manifest.get("gates", []))
     out.print(f"run directory: {run_dir}")
     if (Path(run_dir) / "report.html").is_file():

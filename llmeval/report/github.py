@@ -192,6 +192,7 @@ def _case_message(r: Any) -> str:
         return f"error: {r.error.type}: {r.error.message}"
     failed = [f"{k} {s.value:.3f}" if s.value is not None else f"{k} (no value)"
               for k, s in r.scores.items() if s.passed is False]
+    failed += [f"{k} could not be computed ({s.reason})" for k, s in r.scores.items() if s.error is not None]
     output = (r.output or "").strip()
     output = output if len(output) <= 200 else output[:199] + "…"
     return f"failed: {', '.join(failed) or 'see the report'}; output: {output!r}"

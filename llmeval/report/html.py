@@ -14,8 +14,11 @@ from llmeval.report.casedata import case_data, to_json
 from llmeval.report.diff import diff_html
 from llmeval.report.view import (
     best_targets,
+    has_metric_errors,
     header_facts,
     metric_keys,
+    null_note,
+    p_text,
     run_targets,
     text_of,
     thresholds,
@@ -114,16 +117,18 @@ def _metrics_table(run: Run, cmp: Any) -> str:
         cells = []
         for t in targets:
             s = summary[t].get(key) or {}
+            nulls = null_note(s)
+            nulls = (f'<div class="sub{" errtext" if s.get("n_errors") else ""}" title="{e(s.get("first_error"))}">'
+                     f'{e(nulls)}</div>') if nulls else ""
             if s.get("mean") is None:
-                na = f" ({s['n_null']} n/a)" if s.get("n_null") else ""
-                cells.append(f'<td class="num">–{e(na)}</td><td></td>')
+                cells.append(f'<td class="num">–{nulls}</td><td></td>')
             else:
                 ci = s.get("ci95") or [s["mean"], s["mean"]]
                 corpus = f'<div class="sub">corpus {s["corpus"]:.3f}</div>' if s.get("corpus") is not None else ""
                 star = '<span class="star" title="best target for this metric">★</span> ' if t in best else ""
                 rate = "–" if s.get("pass_rate") is None else f"{s['pass_rate']:.0%}"
                 cells.append(f'<td class="num{" best" if t in best else ""}">{star}{s["mean"]:.3f} '
-                             f'<span class="ci">[{ci[0]:.3f}, {ci[1]:.3f}]</span>{corpus}</td>'
+                             f'<span class="ci">[{ci[0]:.3f}, {ci[1]:.3f}]</span>{corpus}{nulls}</td>'
                              f'<td class="num">{rate}</td>')
             if cmp is not None:
                 cells.append(_delta_cell(cmp.metric(t, key, "mean")))
@@ -131,6 +136,7 @@ def _metrics_table(run: Run, cmp: Any) -> str:
     totals = [
         ("pass rate", lambda x: _num(x.get("pass_rate")), "pass_rate"),
         ("errors", lambda x: str(x.get("errors", 0)), None),
+        *([("metric errors", lambda x: str(x.get("metric_errors", 0)), None)] if has_metric_errors(summary) else []),
         ("latency p50 / p95 ms", lambda x: f"{_num((x.get('latency_ms') or {}).get('p50'), 0)} / "
                                            f"{_num((x.get('latency_ms') or {}).get('p95'), 0)}", None),
         ("tokens in / out", lambda x: f"{(x.get('tokens') or {}).get('prompt', 0):,} / "
@@ -193,7 +199,7 @@ def _comparison(cmp: Any) -> str:
             f'<td class="num">{d.n}</td>'
             f'<td class="num">{_num(d.base)}</td><td class="num">{_num(d.cand)}</td>'
             f'<td class="num delta {cls}">{_num(d.delta, 3, signed=True)} <span class="ci">{ci}</span></td>'
-            f'<td>{charts.ci_bar(d.delta, d.ci95, scale)}</td><td class="num">{_p(d.p)}</td>'
+            f'<td>{charts.ci_bar(d.delta, d.ci95, scale)}</td><td class="num">{e(p_text(d.p, d.p_bound))}</td>'
             f'<td class="num">{e(mc)}</td><td class="num">{_num(d.mde)}</td>'
             f'<td><span class="badge {cls}">{e(d.verdict)}</span>'
             + (f'<div class="sub">{e(d.note)}</div>' if d.note else "") + "</td></tr>")
@@ -257,10 +263,6 @@ def _changed(title: str, cases: list[Any], cls: str) -> str:
             f'<div class="diff">{diff_html(c.base_output, c.cand_output)}</div></article>')
     return (f'<div class="col"><h3>{e(title)} ({min(CHANGED_SHOWN, len(cases))} of {len(cases)})</h3>'
             f'<p class="hint">word diff: <del>baseline only</del> <ins>candidate only</ins></p>{"".join(cards)}</div>')
-
-
-def _p(p: float | None) -> str:
-    return "–" if p is None else f"{p:.3g}"
 
 
 def _pf(v: bool | None) -> str:

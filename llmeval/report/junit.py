@@ -1,5 +1,7 @@
-"""junit.xml: one <testsuite> per target, one <testcase> per case, in the Ant/Jenkins JUnit schema
-(testsuites > testsuite[properties, testcase*, system-out, system-err]; one failure or error per case)."""
+"""junit.xml: one <testsuite> per target, one <testcase> per case and one per gate, in the Ant/Jenkins
+JUnit schema (testsuites > testsuite[properties, testcase*, system-out, system-err]; one failure or
+error per testcase). A failed target call or a metric that could not be computed is an <error>; a
+failed threshold or gate is a <failure>."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from llmeval.report.view import failure_text, metric_keys, run_targets, thresholds
+from llmeval.report.view import failure_text, gate_text, metric_errors, metric_keys, run_targets, thresholds
 from llmeval.results.records import Result
 from llmeval.results.runlog import Run
 
@@ -42,21 +44,28 @@ def render_junit(run: Run) -> str:
     thr = thresholds(m)
     keys = metric_keys(m)
     multi_epoch = len({r.epoch for r in run.results}) > 1
+    gates = m.get("gates") or []
     root = ET.Element("testsuites")
-    for i, tid in enumerate(run_targets(run)):
+    targets = list(dict.fromkeys([*run_targets(run), *(str(g.get("target")) for g in gates)]))
+    for i, tid in enumerate(targets):
         rs = [r for r in run.results if r.target == tid]
+        own_gates = [g for g in gates if str(g.get("target")) == tid]
         ts = ET.SubElement(root, "testsuite", {
             "name": clean(f"{suite}.{tid}"), "package": suite, "id": str(i), "hostname": "localhost",
-            "timestamp": _timestamp(m.get("started_at")), "tests": str(len(rs)),
-            "failures": str(sum(1 for r in rs if r.error is None and not r.passed)),
-            "errors": str(sum(1 for r in rs if r.error is not None)), "skipped": "0",
-            "time": _seconds(sum(r.latency_ms or 0.0 for r in rs)),
+            "timestamp": _timestamp(m.get("started_at")), "tests": "", "failures": "", "errors": "",
+            "skipped": "0", "time": _seconds(sum(r.latency_ms or 0.0 for r in rs)),
         })
         props = ET.SubElement(ts, "properties")
         for name, value in _properties(run, tid, keys):
             ET.SubElement(props, "property", {"name": name, "value": clean(value)})
         for r in rs:
             _testcase(ts, r, f"{suite}.{tid}", thr, multi_epoch)
+        for g in own_gates:
+            _gate_testcase(ts, g, f"{suite}.{tid}.gates")
+        cases = ts.findall("testcase")
+        ts.set("tests", str(len(cases)))
+        ts.set("failures", str(sum(1 for tc in cases if tc.find("failure") is not None)))
+        ts.set("errors", str(sum(1 for tc in cases if tc.find("error") is not None)))
         ET.SubElement(ts, "system-out").text = ""
         ET.SubElement(ts, "system-err").text = ""
     ET.indent(root, space="  ")
@@ -90,15 +99,32 @@ def _testcase(parent: ET.Element, r: Result, classname: str, thr: dict[str, floa
     if r.passed:
         return
     details = failure_text(r, thr)
+    body = details + f"\n\noutput:\n{r.output if r.output is not None else '(none)'}"
+    errors = metric_errors(r)
+    if errors:  # a score that could not be computed is an error of the case, not a failed check
+        summary = "; ".join(f"{k}: {reason}" for k, reason in errors)
+        message = f"{len(errors)} metric{'s' if len(errors) > 1 else ''} could not be computed: {summary}"
+        err = ET.SubElement(tc, "error", {"message": clean(message, 1000), "type": "llmeval.metric_error"})
+        err.text = clean(body, MAX_TEXT)
+        return
     failing = [k for k, s in r.scores.items() if s.passed is False]
     if failing:
         summary = "; ".join(_short(k, r, thr) for k in failing)
         message = f"{len(failing)} metric{'s' if len(failing) > 1 else ''} failed: {summary}"
     else:
         message = "no output" if r.output is None else "case failed"
-    body = details + f"\n\noutput:\n{r.output if r.output is not None else '(none)'}"
     failure = ET.SubElement(tc, "failure", {"message": clean(message, 1000), "type": "llmeval.threshold"})
     failure.text = clean(body, MAX_TEXT)
+
+
+def _gate_testcase(parent: ET.Element, g: dict[str, Any], classname: str) -> None:
+    """A gate as a test: passes or fails with the gate's verdict, as the run's exit code does."""
+    tc = ET.SubElement(parent, "testcase", {"name": clean(f"gate: {g.get('name')}"), "classname": clean(classname),
+                                            "time": _seconds(0.0)})
+    if not g.get("passed"):
+        text = gate_text(g)
+        failure = ET.SubElement(tc, "failure", {"message": clean(text, 1000), "type": "llmeval.gate"})
+        failure.text = clean(text, MAX_TEXT)
 
 
 def _short(key: str, r: Result, thr: dict[str, float | None]) -> str:

@@ -7,7 +7,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-from llmeval.report.view import best_targets, failure_text, header_facts, metric_keys, run_targets, thresholds
+from llmeval.report.view import (
+    best_targets,
+    failure_text,
+    has_metric_errors,
+    header_facts,
+    metric_keys,
+    null_note,
+    p_text,
+    plural,
+    run_targets,
+    thresholds,
+)
 from llmeval.results.runlog import Run
 
 MAX_BYTES = 60_000
@@ -120,19 +131,31 @@ def _metrics(run: Run) -> list[str]:
         cells = []
         for t in targets:
             s = summary[t].get(key) or {}
+            nulls = null_note(s)
+            nulls = f" ({'**' + nulls + '**' if s.get('n_errors') else nulls})" if nulls else ""
             if s.get("mean") is None:
-                cells.append("–")
+                cells.append(f"–{nulls}")
                 continue
             text = f"{s['mean']:.3f} {_ci(s.get('ci95'))}"
             if s.get("pass_rate") is not None:
                 text += f" · {s['pass_rate']:.0%}"
             if s.get("corpus") is not None:
                 text += f" · corpus {s['corpus']:.3f}"
-            cells.append(f"**{text}** ★" if t in best else text)
+            cells.append((f"**{text}** ★" if t in best else text) + nulls)
         out.append(f"| {md_escape(key)} | " + " | ".join(cells) + " |")
     out.append("| pass rate | " + " | ".join(_num(summary[t].get("pass_rate")) for t in targets) + " |")
     out.append("| errors | " + " | ".join(str(summary[t].get("errors", 0)) for t in targets) + " |")
+    if has_metric_errors(summary):
+        out.append("| metric errors | " + " | ".join(str(summary[t].get("metric_errors", 0)) for t in targets) + " |")
+        out += ["", *_first_errors(summary, targets, metric_keys(run.manifest))]
     return out + [""]
+
+
+def _first_errors(summary: dict[str, Any], targets: list[str], keys: list[str]) -> list[str]:
+    """One line per (target, metric) with metric errors: how many, and the first reason."""
+    return [f"- ⚠️ {md_escape(key)} on {md_escape(t)}: {plural(s['n_errors'], 'metric error')}; first: "
+            f"{md_escape(s.get('first_error'), 300)}"
+            for t in targets for key in keys if (s := summary[t].get(key) or {}).get("n_errors")]
 
 
 def _deltas(cmp: Any) -> list[str]:
@@ -150,7 +173,7 @@ def _deltas(cmp: Any) -> list[str]:
         if d.verdict != "no significant change" and d.verdict != "not comparable":
             verdict = f"**{verdict}**"
         out.append(f"| {md_escape(d.target)} | {md_escape(label)} | {_num(d.base)} | {_num(d.cand)} | {delta} "
-                   f"| {'–' if d.p is None else f'{d.p:.3g}'} | {_num(d.mde)} | {verdict} |")
+                   f"| {md_escape(p_text(d.p, d.p_bound))} | {_num(d.mde)} | {verdict} |")
     if cmp.notes:
         out += [""] + [f"- {md_escape(n, 300)}" for n in cmp.notes[:20]]
     return out + [""]

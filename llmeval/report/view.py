@@ -136,14 +136,60 @@ def failing_scores(result: Result,
     return [(k, s.value, thr.get(k), s.reason) for k, s in result.scores.items() if s.passed is False]
 
 
+def plural(n: int, what: str) -> str:
+    """`1 metric error`, `2 metric errors`."""
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def null_note(s: dict[str, Any]) -> str:
+    """What a metric summary's null values were, e.g. `3 errors, 2 n/a` ('' when there are none)."""
+    n_errors = int(s.get("n_errors") or 0)
+    n_na = int(s.get("n_null") or 0) - n_errors
+    return ", ".join(([plural(n_errors, "error")] if n_errors else []) + ([f"{n_na} n/a"] if n_na else []))
+
+
+def has_metric_errors(summary: dict[str, Any]) -> bool:
+    """Whether any target of a run summary has a metric error (reports then show the count)."""
+    return any(isinstance(e, dict) and e.get("metric_errors") for e in summary.values())
+
+
+def metric_errors(result: Result) -> list[tuple[str, str]]:
+    """(metric, reason) for each score of the result that could not be computed."""
+    return [(k, s.reason or f"metric error ({s.error})") for k, s in result.scores.items() if s.error is not None]
+
+
 def failure_text(result: Result, thr: dict[str, float | None]) -> str:
-    """One line per failing metric: `rougeL = 0.21 (threshold 0.30): reason`."""
-    lines = []
+    """One line per metric that could not be computed (`bertscore: metric error: ...`), then one per
+    failing metric (`rougeL = 0.21 (threshold 0.30): reason`)."""
+    lines = [f"{k}: {reason}" for k, reason in metric_errors(result)]
     for k, v, t, reason in failing_scores(result, thr):
         value = "null" if v is None else f"{v:.4g}"
         bound = f" (threshold {t:g})" if t is not None else ""
         lines.append(f"{k} = {value}{bound}" + (f": {reason}" if reason else ""))
     return "\n".join(lines)
+
+
+def p_text(p: float | None, bound: float | None = None) -> str:
+    """A p-value as reports print it: `0.032`, or `< 1/10001` when no bootstrap resample crossed 0
+    (`bound` = 1/(R+1)): a bootstrap cannot tell a p-value below that from 0, so it never prints 0."""
+    if p is None:
+        return "–"
+    if bound is not None and p < bound:
+        return f"< 1/{round(1 / bound)}"
+    return f"{p:.3g}"
+
+
+GATE_OPS = {"min": ">=", "max": "<=", "max_drop": "drop <="}
+
+
+def gate_text(g: dict[str, Any]) -> str:
+    """A gate verdict in one line: `FAIL rougeL >= 0.35 on mini: rougeL = 0.210 (>= 0.35); note`."""
+    value = "–" if g.get("value") is None else f"{g['value']:.3f}"
+    bound = "–" if g.get("threshold") is None else f"{g['threshold']:g}"
+    op = GATE_OPS.get(g.get("kind", "min"), "")
+    note = f"; {g['note']}" if g.get("note") else ""
+    return (f"{'PASS' if g.get('passed') else 'FAIL'} {g.get('name')} on {g.get('target')}: "
+            f"{g.get('metric')} = {value} ({op} {bound}){note}")
 
 
 def by_case(results: list[Result]) -> dict[tuple[str, int], dict[str, Result]]:

@@ -171,21 +171,45 @@ class TargetResponse:
         )
 
 
+_LEGACY_PREFIXES = (("metric error", "metric"), ("judge error", "judge"), ("unparseable judge answer", "unparseable"),
+                    ("prompt template error", "template"))
+
+
 @dataclass
 class Score:
-    """One metric on one result. `value` is in [0, 1] (higher is better) or None with a reason."""
+    """One metric on one result. `value` is in [0, 1] (higher is better) or None with a reason.
+
+    A None value is one of three things: a metric error (`error` says which kind, `reason` what
+    happened), not applicable (`details.not_applicable`), or no output because the target call
+    failed. Only the first is a failed score."""
 
     value: float | None
     passed: bool | None = None
     reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    """Why the value could not be computed, None when it was: "metric" (the metric raised or returned
+    no usable value), "judge" (a judge call failed after retries, timeouts included), "unparseable"
+    (the judge's answer, even after the repair re-ask), "template" (a prompt failed on the case)."""
+
+    @property
+    def not_applicable(self) -> bool:
+        return self.value is None and self.error is None and bool(self.details.get("not_applicable"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "passed": self.passed, "reason": self.reason, "details": self.details}
+        d = {"value": self.value, "passed": self.passed, "reason": self.reason, "details": self.details}
+        if self.error is not None:
+            d["error"] = self.error
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Score:
-        return cls(d.get("value"), d.get("passed"), d.get("reason"), d.get("details") or {})
+        error = d.get("error")
+        if "error" not in d and d.get("value") is None:
+            # Runs written before the marker existed: their error reasons had fixed prefixes.
+            reason = str(d.get("reason") or "")
+            error = next((kind for prefix, kind in _LEGACY_PREFIXES if reason.startswith(prefix)), None)
+        return cls(d.get("value"), d.get("passed"), d.get("reason"), d.get("details") or {}, error)
 
 
 @dataclass

@@ -1,8 +1,13 @@
 """Aggregate results into run.json's `summary`: per target, per metric and overall.
 
 Counts: `n` counts results (cases x epochs), `n_cases` counts distinct cases; means and CIs are over
-cases (epochs averaged within a case first). `tokens` and `cost_usd` include cached answers: they
-describe the answers scored, not what this run paid (`cached` says how many were cached)."""
+cases (epochs averaged within a case first). Per metric, `n_null` counts results with a null value,
+`n_errors` those whose value could not be computed (metric errors, a subset of `n_null`), `n_missing`
+the results that have no score and should have one: metric errors plus results without an output (the
+target call failed); not-applicable scores are not missing. Per target, `metric_errors` counts the
+(result, metric) pairs with a metric error, what `--max-errors` adds to the target errors.
+`tokens` and `cost_usd` include cached answers: they describe the answers scored, not what this
+run paid (`cached` says how many were cached)."""
 
 from __future__ import annotations
 
@@ -47,7 +52,8 @@ def per_case_values(results: list[Result], target: str, key: str) -> dict[str, f
 
 def build_summary(results: list[Result], metrics: list[ScoredMetric], target_ids: list[str],
                   seed: int = 0) -> dict[str, Any]:
-    """summary[target] = {metric: {mean, ci95, n, n_cases, n_null, pass_rate, corpus?}, pass_rate, errors, ...}."""
+    """summary[target] = {metric: {mean, ci95, n, n_cases, n_null, n_errors, n_missing, pass_rate, corpus?},
+    pass_rate, errors, metric_errors, ...}."""
     by_target: dict[str, list[Result]] = defaultdict(list)
     for r in results:
         by_target[r.target].append(r)
@@ -62,39 +68,56 @@ def build_summary(results: list[Result], metrics: list[ScoredMetric], target_ids
                 if key in corpus:
                     entry[key].update({k: rounded(v) for k, v in corpus[key].items()})
         entry.update(target_totals(rs))
+        entry["metric_errors"] = metric_error_count(rs, metrics)
         summary[tid] = entry
     return summary
 
 
 def metric_summary(results: list[Result], key: str, seed: int = 0) -> dict[str, Any]:
     """Mean and bootstrap 95% CI over cases (epochs averaged within a case first); `n` counts the
-    scored results, `n_cases` the cases the mean and CI are over; pass rate over scored results."""
+    scored results, `n_cases` the cases the mean and CI are over; pass rate over scored results;
+    the null, error and missing counts (and the first error's reason) as the module docstring says."""
     per_case: dict[str, list[float]] = defaultdict(list)
     passes: list[bool] = []
-    n_null = 0
+    n_null = n_errors = n_missing = 0
+    first_error = None
     for r in results:
         s = r.scores.get(key)
         if s is None:
+            n_missing += r.error is not None  # the target call failed: nothing to score
             continue
         if s.value is None:
             n_null += 1
+            if s.error is not None:
+                n_errors += 1
+                first_error = first_error or s.reason
+            n_missing += not s.not_applicable
             continue
         per_case[r.case_id].append(s.value)
         if s.passed is not None:
             passes.append(s.passed)
     values = [sum(v) / len(v) for v in per_case.values()]
     n = sum(len(v) for v in per_case.values())
+    counts: dict[str, Any] = {"n_null": n_null, "n_errors": n_errors, "n_missing": n_missing}
+    if first_error is not None:
+        counts["first_error"] = first_error
     if not values:
-        return {"mean": None, "ci95": None, "n": 0, "n_cases": 0, "n_null": n_null, "pass_rate": None}
+        return {"mean": None, "ci95": None, "n": 0, "n_cases": 0, **counts, "pass_rate": None}
     mean, lo, hi = mean_ci(values, seed)
     return {
         "mean": rounded(mean),
         "ci95": [rounded(lo), rounded(hi)],
         "n": n,
         "n_cases": len(values),
-        "n_null": n_null,
+        **counts,
         "pass_rate": rounded(sum(passes) / len(passes)) if passes else None,
     }
+
+
+def metric_error_count(results: list[Result], metrics: list[ScoredMetric]) -> int:
+    """(result, metric) pairs whose score could not be computed; a multi-key metric counts once."""
+    return sum(1 for r in results for m in metrics
+               if any((s := r.scores.get(k)) is not None and s.error is not None for k in m.keys()))
 
 
 def target_totals(rs: list[Result]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from llmeval.errors import ConfigError
 from llmeval.metrics.base import Metric
 from llmeval.results.records import Case
 
-RESERVED_SCORE_NAMES = {"n", "n_cases", "cached", "latency_ms", "tokens"} | TARGET_LEVEL
+RESERVED_SCORE_NAMES = {"n", "n_cases", "cached", "latency_ms", "tokens", "metric_errors"} | TARGET_LEVEL
 """Names in summary[target] beside the metric scores (and the gateable values): no metric may use them."""
 
 
@@ -161,7 +161,7 @@ def _check_requirements(spec: SuiteSpec, cases: list[Case], metrics: list[Metric
         for need in ("expected", "contexts"):
             if need not in m.requires or (need == "contexts" and supplies_contexts):
                 continue
-            lacking = next((c for c in cases if not getattr(c, need)), None)
+            lacking = next((c for c in cases if _lacks(c, need)), None)
             if lacking is not None:
                 src = lacking.metadata.get("_source", "")
                 raise ConfigError(
@@ -170,6 +170,13 @@ def _check_requirements(spec: SuiteSpec, cases: list[Case], metrics: list[Metric
                     *pos,
                     hint=f"add `{need}:` to every case (or map it with dataset.fields), or remove the metric",
                 )
+
+
+def _lacks(case: Case, need: str) -> bool:
+    value = getattr(case, need)
+    # An empty string is a valid expected answer (the right answer to some prompts is nothing); only
+    # a missing one, or an empty list of references, is not.
+    return value is None or value == [] if need == "expected" else not value
 
 
 def _check_templates(spec: SuiteSpec, cases: list[Case], where: str, tree: Any) -> None:
@@ -227,6 +234,13 @@ def _check_gates(spec: SuiteSpec, metrics: list[Metric], where: str, tree: Any) 
             hint = f"did you mean '{close[0]}'?" if close else f"scores in this suite: {', '.join(sorted(names))}"
             raise ConfigError(
                 f"gate on unknown metric '{g.metric}'", where, *position(tree, ("gates", gi, "metric")), hint=hint
+            )
+        if g.allow_missing is not None and g.metric in TARGET_LEVEL:
+            raise ConfigError(
+                f"allow_missing applies to gates on metric scores, not to '{g.metric}'",
+                where,
+                *position(tree, ("gates", gi, "allow_missing"), key=True),
+                hint="a target-level value has no per-case scores to miss; remove allow_missing",
             )
         if g.target is not None and g.target not in ids:
             raise ConfigError(

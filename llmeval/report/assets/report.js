@@ -15,7 +15,7 @@
     r.c.forEach(function (c) {
       if (!c) return;
       if (!c.p) r._fails++;
-      if (c.er !== undefined) r._err = true;
+      if (c.er !== undefined || c.me) r._err = true;
       if (c.ch === "r") r._reg = true;
     });
   });
@@ -95,13 +95,14 @@
   function status(c) {
     if (!c) return el("span", "st", "—");
     if (c.er !== undefined) return el("span", "st err", "ERROR");
+    if (c.me) return el("span", "st err", c.me === 1 ? "METRIC ERROR" : c.me + " METRIC ERRORS");
     return el("span", "st " + (c.p ? "pass" : "fail"), c.p ? "PASS" : "FAIL");
   }
 
   function chip(ki, s) {
-    var v = s[0], p = s[1];
-    var cls = v === null ? "na" : (p === 1 ? "pass" : (p === 0 ? "fail" : "info"));
-    var n = el("span", "chip " + cls, K[ki] + " " + (v === null ? "n/a" : fmt(v)));
+    var v = s[0], p = s[1], failed = s.length > 3 && s[3] === 1;
+    var cls = failed ? "err" : (v === null ? "na" : (p === 1 ? "pass" : (p === 0 ? "fail" : "info")));
+    var n = el("span", "chip " + cls, K[ki] + " " + (failed ? "error" : (v === null ? "n/a" : fmt(v))));
     var tip = THR[ki] !== null && THR[ki] !== undefined ? "threshold " + THR[ki] : "no threshold";
     if (s.length > 2) tip += "\n" + T[s[2]];
     n.title = tip;
@@ -187,7 +188,9 @@
         c.s.forEach(function (s, ki) {
           if (!s) return;
           var th = THR[ki];
-          add(st, add(el("tr"), add(el("td"), chip(ki, s)), el("td", "num", s[0] === null ? "null" : s[0]),
+          var failed = s.length > 3 && s[3] === 1;
+          add(st, add(el("tr"), add(el("td"), chip(ki, s)),
+            el("td", failed ? "num errtext" : "num", failed ? "error" : (s[0] === null ? "null" : s[0])),
             el("td", "num", th === null || th === undefined ? "—" : th), el("td", null, s.length > 2 ? T[s[2]] : "")));
         });
         b.appendChild(st);
