@@ -71,13 +71,14 @@ def _check_complete(run_dir: Path) -> None:
                          "can be a baseline", hint="pass a run that finished (status 'complete' in its run.json)")
 
 
-def load_baseline(path: str | Path, suite_name: str) -> Run | None:
+def load_baseline(path: str | Path, suite_name: str, allow_damaged: bool = False) -> Run | None:
     """The baseline run of suite `suite_name`: the run at `path` (UsageError unless complete), or the
-    newest complete run of that suite below it; None when a folder of runs has none."""
+    newest complete run of that suite below it; None when a folder of runs has none. A damaged
+    results.jsonl raises DamagedRunError unless `allow_damaged`."""
     p = Path(path)
     if (p / MANIFEST).is_file() or (p.is_file() and p.name == MANIFEST):
         _check_complete(p.parent if p.is_file() else p)
-        return load_run(p)
+        return load_run(p, allow_damaged)
     runs = find_baseline_runs(p)
     if not runs:
         check_baseline_path(p)
@@ -89,7 +90,7 @@ def load_baseline(path: str | Path, suite_name: str) -> Run | None:
             continue
         if (m.get("suite") or {}).get("name") == suite_name and m.get("status") == "complete":
             same.append((m.get("finished_at") or "", m.get("run_id") or r.name, r))
-    return load_run(max(same)[2]) if same else None
+    return load_run(max(same)[2], allow_damaged) if same else None
 
 
 @dataclass
