@@ -72,7 +72,7 @@ def run(
     if baseline is not None:
         from llmeval.decide.baseline import check_baseline_path
 
-        check_baseline_path(baseline)
+        check_baseline_path(baseline, allow_damaged)
     use_github = github_enabled(github)
     if dry_run:
         if not suites:

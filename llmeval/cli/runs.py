@@ -41,7 +41,7 @@ def merge(
     if baseline is not None:
         from llmeval.decide.baseline import check_baseline_path
 
-        check_baseline_path(baseline)
+        check_baseline_path(baseline, allow_damaged)
     options = RunOptions(out_dir=out, baseline=baseline, formats=parse_formats(format, REPORT_FORMATS),
                          allow_damaged=allow_damaged)
     outcome = merge_runs(runs, out, suite, options)

@@ -206,7 +206,8 @@ def _transport_fault(chain: list[BaseException]) -> TargetCallError | None:
 
     tls = first(ssl.SSLError)
     if tls is not None:
-        why = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or describe(tls)
+        parts = [getattr(tls, "reason", None), getattr(tls, "verify_message", None)]
+        why = ": ".join(str(p) for p in parts if p) or describe(tls)
         return TargetCallError("connection_error", f"the TLS handshake with the server failed ({why})", False)
     dns = first(socket.gaierror)
     if dns is not None:
@@ -320,11 +321,12 @@ def _malformed(e: json.JSONDecodeError) -> TargetCallError:
     doc = e.doc if isinstance(e.doc, str) else ""
     if not doc.strip():
         return bad_response("the response body is empty, not JSON")
-    if e.pos >= len(doc.rstrip()):
+    if e.pos >= len(doc.rstrip()) or e.msg.startswith("Unterminated string"):
         return bad_response(f"the response is not valid JSON: it ends early (first bytes: {excerpt(doc)})")
     if e.pos == len(doc) - len(doc.lstrip()):
         return bad_response(f"the response is not JSON (first bytes: {excerpt(doc)})")
-    return bad_response(f"the response is not valid JSON ({e.msg} at char {e.pos}; first bytes: {excerpt(doc)})")
+    where = f"{e.msg} char {e.pos}" if e.msg.endswith(" at") else f"{e.msg} at char {e.pos}"
+    return bad_response(f"the response is not valid JSON ({where}; first bytes: {excerpt(doc)})")
 
 
 def _error_detail(headers: Mapping[str, str] | None, text: str) -> str:

@@ -129,7 +129,7 @@ def _parse_line(raw: bytes) -> tuple[Result | None, str]:
     except UnicodeDecodeError as e:
         return None, f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})"
     except json.JSONDecodeError as e:
-        return None, f"not JSON: {e.msg} (column {e.colno})"
+        return None, f"not JSON: {_at(e.msg)} column {e.colno}"
     if not isinstance(doc, dict):
         return None, f"not a result (a JSON {type(doc).__name__}, not an object)"
     missing = [k for k in ("case_id", "target") if not isinstance(doc.get(k), str)]
@@ -139,6 +139,11 @@ def _parse_line(raw: bytes) -> tuple[Result | None, str]:
         return Result.from_dict(doc), ""
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         return None, f"not a result ({type(e).__name__}: {e})"
+
+
+def _at(msg: str) -> str:
+    """A json error message ready for a position: 'Expecting value at', 'Invalid control character at'."""
+    return msg if msg.endswith(" at") else f"{msg} at"
 
 
 def describe_lines(lines: list[int] | tuple[int, ...], shown: int = 5) -> str:
@@ -272,8 +277,9 @@ def read_manifest(run_dir: Path, given: str | None = None) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise UsageError(f"{where}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
     except json.JSONDecodeError as e:
-        cut = " (the file ends early: truncated?)" if e.pos >= len(e.doc.rstrip()) else ""
-        raise UsageError(f"{where}: not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}){cut}") from None
+        ends_early = e.pos >= len(e.doc.rstrip()) or e.msg.startswith("Unterminated string")
+        cut = " (the file ends early: truncated?)" if ends_early else ""
+        raise UsageError(f"{where}: not valid JSON: {_at(e.msg)} line {e.lineno} column {e.colno}{cut}") from None
     if not isinstance(manifest, dict):
         raise UsageError(f"{where}: a JSON {type(manifest).__name__}, not an object")
     version = manifest.get("schema_version")
