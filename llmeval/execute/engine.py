@@ -46,6 +46,8 @@ async def call_with_retries(
         try:
             value = await asyncio.wait_for(call(), policy.timeout_s)
             return value, (time.perf_counter() - started) * 1000
+        except ConfigError:  # a request this case cannot make (template, parameters): not a call failure
+            raise
         except Exception as e:  # whatever a client raised: one mapping decides the words and the retry
             err = faults.from_exception(e, policy.timeout_s)
         if not err.retryable or attempt >= policy.retries:

@@ -43,6 +43,8 @@ EXCERPT = 80
 """Characters of a body quoted in a message."""
 
 _TRANSPORT_MODULES = ("httpx", "httpcore", "h11", "aiohttp", "openai", "anyio")
+_CONNECTION_ERRORS = {"TransportError", "ClientConnectionError", "APIConnectionError"}
+"""Base classes of connection failures in httpx, aiohttp and the openai SDK."""
 _TIMEOUTS = {"TimeoutException", "ReadTimeout", "WriteTimeout", "ConnectTimeout", "PoolTimeout", "APITimeoutError",
              "Timeout", "ServerTimeoutError", "SocketTimeoutError", "ConnectionTimeoutError"}
 
@@ -128,11 +130,9 @@ def from_exception(e: BaseException, timeout_s: float | None = None) -> TargetCa
             name = type(x).__name__
             phase = "connect" if "Connect" in name else "pool" if "Pool" in name else "write" if "Write" in name else ""
             return timeout(timeout_s, phase)
-    fault = _transport_fault(chain)
+    fault = _transport_fault(chain) or _status_from_response(chain)
     if fault is None:
         fault = next((_malformed(x) for x in chain if isinstance(x, json.JSONDecodeError)), None)
-    if fault is None:
-        fault = _status_from_response(chain)
     if fault is None:
         fault = _litellm_fault(e)
     return fault or TargetCallError("unexpected_error", describe(e), retryable=False)
@@ -240,11 +240,8 @@ def _transport_fault(chain: list[BaseException]) -> TargetCallError | None:
         name = type(x).__name__
         if _from_transport_library(x) and name in ("UnsupportedProtocol", "InvalidURL", "LocalProtocolError"):
             return TargetCallError("client_error", f"the request could not be sent ({describe(x)})", False)
-    os_error = next((x for x in reversed(chain) if isinstance(x, OSError) and x.strerror), None)
-    if any(_from_transport_library(x) and ("Connect" in type(x).__name__ or "Transport" in type(x).__name__
-                                           or type(x).__name__ in ("ReadError", "WriteError", "NetworkError",
-                                                                   "ProxyError", "ClientOSError"))
-           for x in chain):
+    if any(c.__name__ in _CONNECTION_ERRORS for x in chain for c in type(x).__mro__ if _from_transport_library(x)):
+        os_error = next((x for x in reversed(chain) if isinstance(x, OSError) and x.strerror), None)
         why = os_error.strerror if os_error is not None else "the connection failed"
         return TargetCallError("connection_error", f"could not talk to the server ({why})", True)
     return None

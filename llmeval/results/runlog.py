@@ -100,7 +100,7 @@ class ResultsFile:
 
 def read_results(run_dir: Path) -> ResultsFile:
     """Read every line of results.jsonl: readable results are kept whatever comes before or after
-    them; readers never change the file (see `set_aside_damaged` for --resume)."""
+    them; readers never change the file (`read_for_resume` does, for --resume)."""
     path = run_dir / RESULTS
     if not path.exists():
         return ResultsFile(path, [])
@@ -146,12 +146,13 @@ def _at(msg: str) -> str:
     return msg if msg.endswith(" at") else f"{msg} at"
 
 
-def describe_lines(lines: list[int] | tuple[int, ...], shown: int = 5) -> str:
-    """`line 3`, `lines 3, 7` or `lines 3, 7, 9, 12, 15, ... (25 in all)`."""
-    if len(lines) == 1:
-        return f"line {lines[0]}"
-    head = ", ".join(str(n) for n in lines[:shown])
-    return f"lines {head}" + (f", ... ({len(lines)} in all)" if len(lines) > shown else "")
+def damaged_lines(damaged: tuple[DamagedLine, ...], shown: int = 5) -> str:
+    """`1 damaged line (line 3)`, `2 damaged lines (lines 3, 7)`, `25 damaged lines (lines 3, 7, 9, 12, 15, ...)`."""
+    numbers = [d.line for d in damaged]
+    if len(numbers) == 1:
+        return f"1 damaged line (line {numbers[0]})"
+    head = ", ".join(str(n) for n in numbers[:shown])
+    return f"{len(numbers)} damaged lines (lines {head}{', ...' if len(numbers) > shown else ''})"
 
 
 def damage_error(file: ResultsFile) -> DamagedRunError:
@@ -159,8 +160,7 @@ def damage_error(file: ResultsFile) -> DamagedRunError:
     numbers = [d.line for d in file.damaged]
     first = file.damaged[0]
     what = (f"line {first.line} holds no readable result ({first.reason})" if len(numbers) == 1 else
-            f"{len(numbers)} damaged lines ({describe_lines(numbers)}) hold no readable result "
-            f"(line {first.line}: {first.reason})")
+            f"{damaged_lines(file.damaged)} hold no readable result (line {first.line}: {first.reason})")
     return DamagedRunError(
         f"{file.path}: {what}; {len(file.results)} results are readable",
         hint=f"pass --allow-damaged (Python: allow_damaged=True) to go on with the {len(file.results)} readable "
@@ -182,10 +182,9 @@ def read_for_resume(run_dir: Path) -> list[Result]:
                 f.write(json.dumps(d.to_dict()) + "\n")  # ascii escapes keep undecodable bytes
             f.flush()
             os.fsync(f.fileno())
-        n = len(file.damaged)
         warnings.warn(LlmevalWarning(
-            f"{file.path}: {n} damaged line{'s' if n > 1 else ''} ({describe_lines([d.line for d in file.damaged])}) "
-            f"moved to {kept}; the cases {'they' if n > 1 else 'it'} held run again"), stacklevel=2)
+            f"{file.path}: {damaged_lines(file.damaged)} moved to {kept}; the cases "
+            f"{'they' if len(file.damaged) > 1 else 'it'} held run again"), stacklevel=2)
     if file.torn is not None:
         warnings.warn(LlmevalWarning(
             f"{file.path}: cut its incomplete last line {file.torn.line} (a result being written when the run was "
@@ -252,10 +251,9 @@ def load_run(path: str | Path, allow_damaged: bool = False) -> Run:
     if file.damaged:
         if not allow_damaged:
             raise damage_error(file)
-        numbers = [d.line for d in file.damaged]
         warnings.warn(LlmevalWarning(
-            f"{file.path}: skipped {len(numbers)} damaged line{'s' if len(numbers) > 1 else ''} "
-            f"({describe_lines(numbers)}); going on with {len(file.results)} results (--allow-damaged)"), stacklevel=2)
+            f"{file.path}: skipped {damaged_lines(file.damaged)}; going on with {len(file.results)} results "
+            "(--allow-damaged)"), stacklevel=2)
     if file.torn is not None:
         warnings.warn(LlmevalWarning(
             f"{file.path}: ignored its incomplete last line {file.torn.line} (a result being written when the "
