@@ -10,7 +10,8 @@ from typing import Any
 from llmeval.version import __version__
 
 __all__ = [
-    "ConfigError", "LlmevalError", "Run", "RunError", "RunOptions", "RunOutcome", "Suite", "UsageError",
+    "ConfigError", "DamagedRunError", "LlmevalError", "LlmevalWarning", "Run", "RunError",
+    "RunOptions", "RunOutcome", "Suite", "UsageError",
     "__version__", "load_run", "load_suite", "register_metric", "run_suite",
 ]
 

@@ -49,6 +49,16 @@ class ConfigError(LlmevalError):
         return "\n".join([text, *(e.render() for e in self.also)])
 
 
+class DamagedRunError(UsageError):
+    """results.jsonl has lines that hold no readable result; a decision must not be fed the rest
+    unnoticed, so readers refuse unless allowed (exit 2)."""
+
+    def __init__(self, message: str, hint: str | None = None, path: str = "",
+                 lines: tuple[int, ...] = ()) -> None:
+        super().__init__(message, hint)
+        self.path, self.lines = path, lines
+
+
 class MissingDependencyError(LlmevalError):
     """An optional dependency (torch, bert-score, ...) is needed but not installed."""
 
@@ -75,6 +85,11 @@ class TargetCallError(Exception):
         super().__init__(message)
         self.kind, self.message = kind, message
         self.retryable, self.retry_after, self.status = retryable, retry_after, status
+
+
+class LlmevalWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints it as
+    `warning: ...` on stderr; in Python it is an ordinary warning)."""
 
 
 class Interrupted(LlmevalError):

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from llmeval.cli.main import app
 from llmeval.errors import TargetCallError
 from llmeval.execute.engine import CallPolicy, backoff_delay, call_with_retries
-from llmeval.execute.providers.litellm_api import parse_retry_after
+from llmeval.execute.faults import parse_retry_after
 from llmeval.results.records import CallStats
 from tests.fakes import FakeOpenAI, Reply
 
@@ -124,8 +124,7 @@ def test_401_is_not_retried(fake: FakeOpenAI) -> None:
     assert code == 0
     assert fake.rule_calls["secret"] == 1
     rows = results(run_dir)
-    assert rows["a/bot/0"]["error"]["type"] == "client_error"
-    assert "invalid api key" in rows["a/bot/0"]["error"]["message"]
+    assert rows["a/bot/0"]["error"] == {"type": "auth_error", "message": "HTTP 401 Unauthorized: invalid api key"}
     assert rows["b/bot/0"]["output"] == "ECHO: fine"
 
 
@@ -307,7 +306,7 @@ def test_a_slow_async_python_target_times_out() -> None:
         """)
     assert code == 0
     rows = results(run_dir)
-    assert rows["slow/p/0"]["error"] == {"type": "timeout", "message": "no answer within 0.2 s"}
+    assert rows["slow/p/0"]["error"] == {"type": "timeout", "message": "no response within 0.2 s (timeout_s)"}
     assert rows["fast/p/0"]["output"] == "ok"
 
 

@@ -97,7 +97,10 @@ def test_an_unexpected_exception_in_a_target_is_recorded_and_the_run_goes_on() -
     assert result.exit_code == 0, result.output
     [run_dir] = run_dirs()
     got = rows(run_dir)
-    assert got["bad"]["error"] == {"type": "ValueError", "message": "invalid literal for int() with base 10: 'many'"}
+    assert got["bad"]["error"] == {
+        "type": "bad_response",
+        "message": "the callable returned a usage without integer token counts "
+                   "(invalid literal for int() with base 10: 'many')"}
     assert got["good"]["error"] is None and got["good"]["passed"] is True
     assert manifest(run_dir)["summary"]["bot"]["errors"] == 1
 

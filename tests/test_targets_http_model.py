@@ -87,14 +87,14 @@ def test_http_500_is_retried_and_400_is_not(rag_env: FakeRAG) -> None:
     ran = run(RAG_SUITE, "-j", "1", "--limit", "1", "--no-cache")
     assert ran.code == 3
     assert rag_env.calls == 1
-    assert ran.results[0]["error"] == {"type": "client_error",
-                                       "message": 'HTTP 400: {"error": "question too long"}'}
+    assert ran.results[0]["error"] == {"type": "client_error", "message": "HTTP 400 Bad Request: question too long"}
 
 
 def test_http_output_path_that_is_not_in_the_response(rag_env: FakeRAG) -> None:
     ran = run(RAG_SUITE.replace("output: answer", "output: answr"), "--limit", "1")
     assert ran.results[0]["error"] == {
-        "type": "bad_response", "message": "path 'answr': no key 'answr' (found: answer, sources)"}
+        "type": "bad_response",
+        "message": "the response JSON has no output at path 'answr': no key 'answr' (found: answer, sources)"}
 
 
 def test_http_non_json_response(rag_env: FakeRAG, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,8 +113,8 @@ def test_http_non_json_response(rag_env: FakeRAG, monkeypatch: pytest.MonkeyPatc
     with Html() as server:
         monkeypatch.setenv("RAG_URL", server.url)
         ran = run(RAG_SUITE, "--limit", "1")
-    assert ran.results[0]["error"] == {"type": "bad_response",
-                                       "message": "response is not JSON: '<html>maintenance</html>'"}
+    assert ran.results[0]["error"] == {
+        "type": "bad_response", "message": "the response is HTML, not JSON (first bytes: '<html>maintenance</html>')"}
 
 
 def test_http_get_with_templated_query(rag_env: FakeRAG) -> None:

@@ -5,14 +5,17 @@ Exit codes: 0 pass, 1 gate failed, 2 bad input, 3 run error, 130 interrupted."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import typer
 
 F = TypeVar("F", bound=Callable[..., Any])
 REPORT_FORMATS = ("html", "md", "junit")
+ALLOW_DAMAGED_HELP = ("Go on when a run's results.jsonl has damaged lines, with its readable results "
+                      "(a warning lists the lines); without it such a run is refused (exit 2).")
 
 app = typer.Typer(
     name="llmeval", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -25,14 +28,16 @@ app.add_typer(cache_app, name="cache")
 
 
 def handles_errors(fn: F) -> F:
-    """Turn llmeval's exceptions into a message on stderr and the exit code (never a traceback)."""
+    """Turn llmeval's exceptions into a message on stderr and the exit code (never a traceback), and
+    its warnings into `warning: ...` lines on stderr."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from llmeval.errors import LlmevalError
 
         try:
-            return fn(*args, **kwargs)
+            with _warnings_on_stderr():
+                return fn(*args, **kwargs)
         except LlmevalError as e:
             typer.echo(f"error: {e.render()}" if e.exit_code != 130 else e.render(), err=True)
             raise typer.Exit(e.exit_code) from None
@@ -41,6 +46,28 @@ def handles_errors(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _warnings_on_stderr() -> Iterator[None]:
+    """Show every LlmevalWarning as `warning: <message>` (each time, not once per place); other
+    warnings go where Python sends them."""
+    import warnings
+
+    from llmeval.errors import LlmevalWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", LlmevalWarning)
+        default = warnings.showwarning
+
+        def show(message: Any, category: type[Warning], *rest: Any, **kw: Any) -> None:
+            if issubclass(category, LlmevalWarning):
+                typer.echo(f"warning: {message}", err=True)
+            else:
+                default(message, category, *rest, **kw)
+
+        warnings.showwarning = show
+        yield
 
 
 def parse_vars(pairs: list[str] | None) -> dict[str, str]:

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from llmeval.cli.app import (
+    ALLOW_DAMAGED_HELP,
     REPORT_FORMATS,
     app,
     cache_app,
@@ -51,6 +52,7 @@ def run(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or tables."),
+    allow_damaged: bool = typer.Option(False, "--allow-damaged", help="With --baseline: " + ALLOW_DAMAGED_HELP),
 ) -> None:
     """Run suites, score, gate, write a run directory, print a summary."""
     from llmeval.errors import UsageError
@@ -65,11 +67,12 @@ def run(
         out_dir=out, targets=target, concurrency=concurrency, no_cache=no_cache, limit=limit, tags=tag,
         epochs=epochs, baseline=baseline, shard=parse_shard(shard), resume=resume,
         formats=parse_formats(format, REPORT_FORMATS), variables=parse_vars(var), max_errors=max_errors,
+        allow_damaged=allow_damaged,
     )
     if baseline is not None:
         from llmeval.decide.baseline import check_baseline_path
 
-        check_baseline_path(baseline)
+        check_baseline_path(baseline, allow_damaged)
     use_github = github_enabled(github)
     if dry_run:
         if not suites:

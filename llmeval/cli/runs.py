@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from llmeval.cli.app import (
+    ALLOW_DAMAGED_HELP,
     REPORT_FORMATS,
     app,
     github_enabled,
@@ -31,6 +32,7 @@ def merge(
     github: bool | None = typer.Option(None, "--github/--no-github",
                                           help="GitHub Actions output (default: on when GITHUB_ACTIONS=true)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No summary table."),
+    allow_damaged: bool = typer.Option(False, "--allow-damaged", help=ALLOW_DAMAGED_HELP),
 ) -> None:
     """Merge shard runs into one run: results combined, summary and gates recomputed."""
     from llmeval.pipeline.merge import merge_runs
@@ -39,8 +41,9 @@ def merge(
     if baseline is not None:
         from llmeval.decide.baseline import check_baseline_path
 
-        check_baseline_path(baseline)
-    options = RunOptions(out_dir=out, baseline=baseline, formats=parse_formats(format, REPORT_FORMATS))
+        check_baseline_path(baseline, allow_damaged)
+    options = RunOptions(out_dir=out, baseline=baseline, formats=parse_formats(format, REPORT_FORMATS),
+                         allow_damaged=allow_damaged)
     outcome = merge_runs(runs, out, suite, options)
     show_outcome(outcome, github_enabled(github), not quiet)
     if outcome.exit_code:
@@ -72,13 +75,14 @@ def compare(
     seed: int | None = typer.Option(None, "--seed", help="Bootstrap seed (default: the candidate suite's seed)."),
     resamples: int = typer.Option(10_000, "--resamples", min=1000, help="Bootstrap resamples."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),
+    allow_damaged: bool = typer.Option(False, "--allow-damaged", help=ALLOW_DAMAGED_HELP),
 ) -> None:
     """Baseline vs candidate: per-metric deltas with 95% CIs, regressions, improvements.
 
     Exit 1 when a max_drop gate of the candidate's suite fails."""
     from llmeval.pipeline.compare import compare_dirs
 
-    outcome = compare_dirs(base, cand, out, seed, resamples)
+    outcome = compare_dirs(base, cand, out, seed, resamples, allow_damaged)
     if json_out:
         doc = outcome.comparison.to_dict() | {"gates": [g.to_dict() for g in outcome.gates],
                                               "files": [str(f) for f in outcome.files]}
@@ -98,11 +102,12 @@ def report(
     format: str = typer.Option("html,md,junit", "--format", help="Reports to write: html,md,junit."),
     baseline: Path | None = typer.Option(None, "--baseline", help="A baseline run: add deltas to html and md."),
     out: Path | None = typer.Option(None, "-o", "--out", help="Where the reports go (default: RUN_DIR)."),
+    allow_damaged: bool = typer.Option(False, "--allow-damaged", help=ALLOW_DAMAGED_HELP),
 ) -> None:
     """Re-render reports from a stored run, no model calls."""
     from llmeval.pipeline.reports import rerender
 
-    for path in rerender(run_dir, parse_formats(format, REPORT_FORMATS), baseline, out):
+    for path in rerender(run_dir, parse_formats(format, REPORT_FORMATS), baseline, out, allow_damaged):
         typer.echo(str(path))
 
 
@@ -116,11 +121,12 @@ def rescore(
     no_cache: bool = typer.Option(False, "--no-cache", help="Call the judge even when a cached answer exists."),
     json_out: bool = typer.Option(False, "--json", help="Print the new run's summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No tables."),
+    allow_damaged: bool = typer.Option(False, "--allow-damaged", help=ALLOW_DAMAGED_HELP),
 ) -> None:
     """Recompute metrics from stored outputs into a new run (no target calls; judge calls go through the cache)."""
     from llmeval.pipeline.rescore import rescore_run
 
-    outcome = rescore_run(run_dir, suite, out, parse_formats(format, REPORT_FORMATS), no_cache)
+    outcome = rescore_run(run_dir, suite, out, parse_formats(format, REPORT_FORMATS), no_cache, allow_damaged)
     if json_out:
         typer.echo(json.dumps(outcome_json(outcome), indent=2))
     show_outcome(outcome, False, not quiet and not json_out)
@@ -134,9 +140,10 @@ def export(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="A run directory."),
     format: str = typer.Option("csv", "--format", help="csv, parquet and/or jsonl (comma-separated)."),
     out: Path | None = typer.Option(None, "-o", "--out", help="Folder for export.<format> (default: RUN_DIR)."),
+    allow_damaged: bool = typer.Option(False, "--allow-damaged", help=ALLOW_DAMAGED_HELP),
 ) -> None:
     """One row per result, one column per metric: csv, parquet or jsonl."""
     from llmeval.report.export import FORMATS, export_run
 
-    for path in export_run(run_dir, parse_formats(format, FORMATS), out):
+    for path in export_run(run_dir, parse_formats(format, FORMATS), out, allow_damaged):
         typer.echo(str(path))

@@ -16,7 +16,7 @@ from llmeval.config.spec import DROP_TESTABLE, TARGET_LEVEL, GateSpec, SuiteSpec
 from llmeval.decide.gates import GateResult
 from llmeval.errors import UsageError
 from llmeval.results.records import Result
-from llmeval.results.runlog import MANIFEST, Run, load_run
+from llmeval.results.runlog import MANIFEST, Run, damage_error, load_run, read_results
 from llmeval.results.summary import per_case_values
 
 ALPHA = 0.05
@@ -46,14 +46,20 @@ def find_baseline_runs(path: str | Path) -> list[Path]:
     return sorted(set(found))
 
 
-def check_baseline_path(path: Path) -> None:
-    """Raise UsageError unless `path` is a run directory or a folder of run directories."""
+def check_baseline_path(path: Path, allow_damaged: bool = False) -> None:
+    """Raise UsageError unless `path` is a run directory or a folder of run directories; a run
+    directory must be complete, and undamaged unless `allow_damaged` (checked before anything is
+    called; in a folder of runs the one chosen is checked when it is loaded)."""
     if not find_baseline_runs(path):
         raise UsageError(f"--baseline {path}: no run directory there (no run.json in it or below it)",
                          hint="pass a folder under runs/ or the folder a baseline artifact was downloaded to")
     p = Path(path)
     if (p / MANIFEST).is_file() or (p.is_file() and p.name == MANIFEST):
-        _check_complete(p.parent if p.is_file() else p)
+        run_dir = p.parent if p.is_file() else p
+        _check_complete(run_dir)
+        file = read_results(run_dir)
+        if file.damaged and not allow_damaged:
+            raise damage_error(file)
 
 
 def _status(run_dir: Path) -> str | None:
@@ -71,13 +77,14 @@ def _check_complete(run_dir: Path) -> None:
                          "can be a baseline", hint="pass a run that finished (status 'complete' in its run.json)")
 
 
-def load_baseline(path: str | Path, suite_name: str) -> Run | None:
+def load_baseline(path: str | Path, suite_name: str, allow_damaged: bool = False) -> Run | None:
     """The baseline run of suite `suite_name`: the run at `path` (UsageError unless complete), or the
-    newest complete run of that suite below it; None when a folder of runs has none."""
+    newest complete run of that suite below it; None when a folder of runs has none. A damaged
+    results.jsonl raises DamagedRunError unless `allow_damaged`."""
     p = Path(path)
     if (p / MANIFEST).is_file() or (p.is_file() and p.name == MANIFEST):
         _check_complete(p.parent if p.is_file() else p)
-        return load_run(p)
+        return load_run(p, allow_damaged)
     runs = find_baseline_runs(p)
     if not runs:
         check_baseline_path(p)
@@ -89,7 +96,7 @@ def load_baseline(path: str | Path, suite_name: str) -> Run | None:
             continue
         if (m.get("suite") or {}).get("name") == suite_name and m.get("status") == "complete":
             same.append((m.get("finished_at") or "", m.get("run_id") or r.name, r))
-    return load_run(max(same)[2]) if same else None
+    return load_run(max(same)[2], allow_damaged) if same else None
 
 
 @dataclass

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from llmeval.errors import ConfigError, TargetCallError
+from llmeval.execute import faults
 from llmeval.execute.cache import ResponseCache, cache_key
 from llmeval.execute.targets.base import Target
 from llmeval.results.records import CallStats, ErrorInfo, Result, TargetResponse, WorkItem
@@ -45,10 +46,10 @@ async def call_with_retries(
         try:
             value = await asyncio.wait_for(call(), policy.timeout_s)
             return value, (time.perf_counter() - started) * 1000
-        except TimeoutError:
-            err = TargetCallError("timeout", f"no answer within {policy.timeout_s:g} s", retryable=True)
-        except TargetCallError as e:
-            err = e
+        except ConfigError:  # a request this case cannot make (template, parameters): not a call failure
+            raise
+        except Exception as e:  # whatever a client raised: one mapping decides the words and the retry
+            err = faults.from_exception(e, policy.timeout_s)
         if not err.retryable or attempt >= policy.retries:
             if attempt:
                 err.message = f"{err.message} (after {attempt + 1} attempts)"
@@ -141,8 +142,9 @@ class Engine:
         except ConfigError as e:  # a template that fails for this case only
             error = ErrorInfo("template_error", e.message)
             stats.errors += 1
-        except Exception as e:  # a bug in a target or a bad response: record it, keep the run going
-            error = ErrorInfo(type(e).__name__, str(e))
+        except Exception as e:  # a bug outside the call (rendering, the cache): record it, keep the run going
+            fault = faults.from_exception(e, policy.timeout_s)
+            error = ErrorInfo(fault.kind, fault.message)
             stats.errors += 1
         return Result(
             case_id=case.id, target=item.target, epoch=item.epoch, input=case.input,

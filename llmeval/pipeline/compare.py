@@ -26,10 +26,11 @@ class CompareOutcome:
 
 
 def compare_dirs(base_dir: Any, cand_dir: Any, out_dir: Any = None, seed: int | None = None,
-                 resamples: int = 10_000) -> CompareOutcome:
+                 resamples: int = 10_000, allow_damaged: bool = False) -> CompareOutcome:
     """Load two run directories, compare them, decide the candidate suite's max_drop gates and write
-    compare.html and compare.md (into `out_dir`, default the candidate's run directory)."""
-    base, cand = load_run(base_dir), load_run(cand_dir)
+    compare.html and compare.md (into `out_dir`, default the candidate's run directory). A damaged
+    results.jsonl in either raises DamagedRunError unless `allow_damaged`."""
+    base, cand = load_run(base_dir, allow_damaged), load_run(cand_dir, allow_damaged)
     if seed is None:
         seed = int((cand.manifest.get("stats") or {}).get("seed") or 0)
     cmp = compare_runs(base, cand, seed=seed, resamples=resamples)

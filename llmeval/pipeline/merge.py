@@ -12,7 +12,7 @@ from typing import Any
 from llmeval.errors import UsageError
 from llmeval.pipeline.options import RunOptions
 from llmeval.pipeline.runner import RunOutcome, finish
-from llmeval.results.runlog import Run, RunWriter, load_run, new_run_id
+from llmeval.results.runlog import RESULTS, Run, RunWriter, load_run, new_run_id
 
 
 def merge_runs(paths: list[Path], out_dir: Path, suite_path: Path | None = None,
@@ -24,7 +24,8 @@ def merge_runs(paths: list[Path], out_dir: Path, suite_path: Path | None = None,
 
     if not paths:
         raise UsageError("give the shard run directories to merge", hint="llmeval merge runs/a runs/b -o runs/")
-    runs = [load_run(p) for p in paths]
+    opts = options or RunOptions()
+    runs = [load_run(p, opts.allow_damaged) for p in paths]
     _check_compatible(runs)
     first = runs[0].manifest
     path = suite_path or Path(first["suite"]["path"])
@@ -41,13 +42,20 @@ def merge_runs(paths: list[Path], out_dir: Path, suite_path: Path | None = None,
     writer.rewrite_results(results)
     writer.close()
     manifest = _merged_manifest(runs, run_id, [str(r.dir) for r in runs])
+    damaged = damaged_inputs(runs)
+    if damaged:
+        manifest["damaged_inputs"] = damaged
     notes: dict[str, Any] = {}
     for run in runs:
         notes.update(run.manifest.get("metric_notes") or {})
     ctx = ScoringContext(suite_dir=suite.dir, metrics_dir=metrics_dir(suite), seed=suite.spec.defaults.seed,
                          notes=notes)
-    opts = options or RunOptions()
     return finish(suite, manifest, run_dir, results, ids, None, None, ctx, opts)
+
+
+def damaged_inputs(runs: list[Run]) -> list[dict[str, Any]]:
+    """What a run built from damaged runs (--allow-damaged) records: each file and its damaged lines."""
+    return [{"file": str(r.dir / RESULTS), "lines": [d.line for d in r.damaged]} for r in runs if r.damaged]
 
 
 def _check_compatible(runs: list[Run]) -> None:

@@ -24,6 +24,8 @@ class RunOptions:
     formats: list[str] = field(default_factory=lambda: ["html", "md", "junit"])
     variables: dict[str, str] = field(default_factory=dict)
     max_errors: int | None = None
+    allow_damaged: bool = False
+    """Go on when a run read (the baseline, merged shards) has damaged lines in results.jsonl."""
     progress: Any = None
     """A callable factory(total, description) -> object with advance(result) and close(); None for silence."""
     quiet: bool = False

@@ -14,10 +14,10 @@ __all__ = ["FORMATS", "rerender", "write_reports"]
 
 
 def write_reports(run_dir: Path, formats: list[str], baseline: Run | None = None,
-                  out_dir: Path | None = None) -> list[Path]:
+                  out_dir: Path | None = None, allow_damaged: bool = False) -> list[Path]:
     """Write the chosen reports of the run in `run_dir` (into `out_dir`, default the run directory);
     with a `baseline` Run, HTML and Markdown show deltas against it. Returns the files written."""
-    run = load_run(run_dir)
+    run = load_run(run_dir, allow_damaged)
     comparison: Any = None
     if baseline is not None and ("html" in formats or "md" in formats):
         comparison = compare_runs(baseline, run, seed=int((run.manifest.get("stats") or {}).get("seed") or 0))
@@ -25,7 +25,8 @@ def write_reports(run_dir: Path, formats: list[str], baseline: Run | None = None
 
 
 def rerender(run_dir: Path, formats: list[str], baseline_dir: Path | None = None,
-             out_dir: Path | None = None) -> list[Path]:
-    """`llmeval report`: re-render a stored run's reports (with deltas against `baseline_dir`)."""
-    baseline = load_run(baseline_dir) if baseline_dir is not None else None
-    return write_reports(Path(run_dir), formats, baseline=baseline, out_dir=out_dir)
+             out_dir: Path | None = None, allow_damaged: bool = False) -> list[Path]:
+    """`llmeval report`: re-render a stored run's reports (with deltas against `baseline_dir`); a
+    damaged results.jsonl in either raises DamagedRunError unless `allow_damaged`."""
+    baseline = load_run(baseline_dir, allow_damaged) if baseline_dir is not None else None
+    return write_reports(Path(run_dir), formats, baseline=baseline, out_dir=out_dir, allow_damaged=allow_damaged)

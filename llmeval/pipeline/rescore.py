@@ -14,15 +14,16 @@ from llmeval.results.runlog import Run, RunWriter, load_run, new_run_id
 
 
 def rescore_run(run_dir: str | Path, suite_path: str | Path | None = None, out_dir: str | Path | None = None,
-                formats: list[str] | None = None, no_cache: bool = False) -> Any:
+                formats: list[str] | None = None, no_cache: bool = False, allow_damaged: bool = False) -> Any:
     """Score the stored outputs of `run_dir` with the suite's current metrics (or those of
     `suite_path`); writes a new run (new run id, `rescored_from` in run.json) with summary, gates
-    and reports, and returns its RunOutcome."""
+    and reports, and returns its RunOutcome. A damaged results.jsonl raises DamagedRunError unless
+    `allow_damaged` (the new run then lists the damaged lines in `damaged_inputs`)."""
     from llmeval.pipeline.options import RunOptions
     from llmeval.pipeline.runner import finish
     from llmeval.suite.loader import load_suite
 
-    old = load_run(run_dir)
+    old = load_run(run_dir, allow_damaged)
     if old.status == "partial":
         raise UsageError(f"{old.dir} is a partial run; finish it first",
                          hint=f"llmeval run --resume {old.dir}")
@@ -92,4 +93,8 @@ def _manifest(old: Run, suite: Any, run_id: str, ids: list[str], options: Any) -
     if "calls" in old.manifest:
         m["calls"] = copy.deepcopy(old.manifest["calls"])
     m["rescored_from"] = {"run_id": old.run_id, "dir": str(old.dir), "started_at": old.manifest.get("started_at")}
+    if old.damaged:
+        from llmeval.pipeline.merge import damaged_inputs
+
+        m["damaged_inputs"] = damaged_inputs([old])
     return m

@@ -20,7 +20,7 @@ from llmeval.pipeline.options import RunOptions
 from llmeval.pipeline.preload import preload_local_models
 from llmeval.report.view import plural
 from llmeval.results.records import Result, WorkItem
-from llmeval.results.runlog import RunWriter, load_run, new_run_id, read_results
+from llmeval.results.runlog import RunWriter, new_run_id, read_for_resume, read_manifest
 from llmeval.results.summary import build_summary
 from llmeval.suite.cases import expand, select_cases
 from llmeval.suite.loader import Suite, load_suite
@@ -46,7 +46,7 @@ def run_suite(suite: Suite | str | Path | None, options: RunOptions) -> RunOutco
     directory; raises Interrupted on Ctrl-C/SIGTERM."""
     resume_manifest = None
     if options.resume is not None:
-        resume_manifest = load_run(options.resume).manifest
+        resume_manifest = read_manifest(options.resume)
         # The absolute path first: a resume may start from another working directory.
         saved_file = resume_manifest.get("options", {}).get("suite_file")
         if not suite:
@@ -125,7 +125,7 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
     if resume_manifest is not None and options.resume is not None:
         run_dir = options.resume
         run_id = resume_manifest["run_id"]
-        done = [r for r in read_results(run_dir, truncate_torn=True) if r.error is None]
+        done = [r for r in read_for_resume(run_dir) if r.error is None]
     else:
         options.out_dir.mkdir(parents=True, exist_ok=True)
         while True:  # claim a fresh directory: two shards starting in the same second must not share one
@@ -142,7 +142,9 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
     cache = ResponseCache(enabled=not options.no_cache)
     writer = RunWriter(run_dir)
     if resume_manifest is not None:
-        writer.rewrite_results(done)  # drop errored lines: they are retried
+        # Errored results are called again; damaged lines are already kept aside; a torn last line
+        # (a result cut off by a kill) is cut here.
+        writer.rewrite_results(done)
     manifest = build_manifest(suite, options, run_id, ids, epochs, targets)
     manifest["started_at"] = (resume_manifest or {}).get("started_at", manifest["started_at"])
     writer.write_manifest(manifest)
@@ -210,7 +212,7 @@ def finish(
         # the max_drop gates say so in their notes.
         from llmeval.decide.baseline import load_baseline, regression_checker
 
-        baseline = load_baseline(options.baseline, suite.name)
+        baseline = load_baseline(options.baseline, suite.name, options.allow_damaged)
         regressions = regression_checker(baseline, results, suite.spec)
     # An empty shard has nothing to gate: its gates are checked on the merged run.
     empty_shard = not results and options.shard is not None

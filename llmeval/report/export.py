@@ -7,16 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from llmeval.errors import MissingDependencyError, UsageError
-from llmeval.results.runlog import load_run
+from llmeval.results.runlog import MANIFEST, load_run
 
 FORMATS = ("csv", "parquet", "jsonl")
 NESTED = ("input", "expected", "contexts", "tags")
 """Columns that may hold lists or objects: JSON text in CSV and Parquet (one type per column)."""
 
 
-def results_frame(run_dir: str | Path) -> Any:
+def results_frame(run_dir: str | Path, allow_damaged: bool = False) -> Any:
     """The run's results as a pandas DataFrame (`Run.to_dataframe()`), metric columns in suite order."""
-    run = load_run(run_dir)
+    run = load_run(run_dir, allow_damaged)
     try:
         df = run.to_dataframe()
     except ImportError:
@@ -39,13 +39,16 @@ def _flatten(df: Any) -> Any:
     return out
 
 
-def export_run(run_dir: str | Path, formats: list[str], out: str | Path | None = None) -> list[Path]:
-    """Write `export.<format>` for each format into `out` (default: the run directory)."""
+def export_run(run_dir: str | Path, formats: list[str], out: str | Path | None = None,
+               allow_damaged: bool = False) -> list[Path]:
+    """Write `export.<format>` for each format into `out` (default: the run directory); a damaged
+    results.jsonl raises DamagedRunError unless `allow_damaged`."""
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise UsageError(f"unknown export format(s) {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}")
-    df = results_frame(run_dir)
-    target = Path(out) if out is not None else load_run(run_dir).dir
+    df = results_frame(run_dir, allow_damaged)
+    given = Path(run_dir)
+    target = Path(out) if out is not None else (given.parent if given.name == MANIFEST else given)
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:

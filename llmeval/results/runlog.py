@@ -6,15 +6,18 @@ import json
 import os
 import secrets
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmeval.errors import UsageError
+from llmeval.errors import DamagedRunError, LlmevalWarning, UsageError
 from llmeval.results.records import Result
 
 SCHEMA_VERSION = 1
 MANIFEST, RESULTS = "run.json", "results.jsonl"
+DAMAGED = "results.damaged.jsonl"
+"""Where --resume keeps the damaged lines it takes out of results.jsonl."""
 
 
 def new_run_id(suite_name: str) -> str:
@@ -66,27 +69,127 @@ class RunWriter:
         self._f.close()
 
 
-def read_results(run_dir: Path, truncate_torn: bool = False) -> list[Result]:
-    """Every complete line of results.jsonl; a torn last line (after a kill) is skipped, and cut
-    from the file only with `truncate_torn` (resume, before appending): readers change nothing."""
+@dataclass(frozen=True)
+class DamagedLine:
+    """A line of results.jsonl that holds no readable result."""
+
+    line: int
+    """1-based line number in the file."""
+    reason: str
+    raw: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """The line as results.damaged.jsonl keeps it: `text` gives back the exact bytes with
+        `.encode("utf-8", "surrogateescape")`."""
+        return {"line": self.line, "reason": self.reason, "text": self.raw.decode("utf-8", "surrogateescape")}
+
+
+@dataclass(frozen=True)
+class ResultsFile:
+    """results.jsonl as read: the results, the damaged lines skipped, and an incomplete last line.
+
+    A last line without its newline that does not parse is what a kill in the middle of a write
+    leaves (`torn`): that result never finished, so it is not damage. Any other line that does
+    not parse is `damaged`: a result was there and cannot be read."""
+
+    path: Path
+    results: list[Result]
+    damaged: tuple[DamagedLine, ...] = ()
+    torn: DamagedLine | None = None
+
+
+def read_results(run_dir: Path) -> ResultsFile:
+    """Read every line of results.jsonl: readable results are kept whatever comes before or after
+    them; readers never change the file (`read_for_resume` does, for --resume)."""
     path = run_dir / RESULTS
     if not path.exists():
-        return []
+        return ResultsFile(path, [])
     data = path.read_bytes()
     results: list[Result] = []
-    good = 0
-    for raw in data.splitlines(keepends=True):
-        if not raw.endswith(b"\n"):
-            break
-        try:
-            results.append(Result.from_dict(json.loads(raw)))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            break
-        good += len(raw)
-    if truncate_torn and good < len(data):
-        with path.open("r+b") as f:
-            f.truncate(good)
-    return results
+    damaged: list[DamagedLine] = []
+    torn = None
+    raws = data.splitlines(keepends=True)
+    for number, raw in enumerate(raws, start=1):
+        if not raw.strip():
+            continue
+        result, reason = _parse_line(raw)
+        if result is not None:
+            results.append(result)
+        elif number == len(raws) and not raw.endswith(b"\n"):
+            torn = DamagedLine(number, reason, raw)
+        else:
+            damaged.append(DamagedLine(number, reason, raw.rstrip(b"\r\n")))
+    return ResultsFile(path, results, tuple(damaged), torn)
+
+
+def _parse_line(raw: bytes) -> tuple[Result | None, str]:
+    """The result on one line, or None and why not."""
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        return None, f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})"
+    except json.JSONDecodeError as e:
+        return None, f"not JSON: {_at(e.msg)} column {e.colno}"
+    if not isinstance(doc, dict):
+        return None, f"not a result (a JSON {type(doc).__name__}, not an object)"
+    missing = [k for k in ("case_id", "target") if not isinstance(doc.get(k), str)]
+    if missing:
+        return None, f"not a result (no string '{missing[0]}')"
+    try:
+        return Result.from_dict(doc), ""
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        return None, f"not a result ({type(e).__name__}: {e})"
+
+
+def _at(msg: str) -> str:
+    """A json error message ready for a position: 'Expecting value at', 'Invalid control character at'."""
+    return msg if msg.endswith(" at") else f"{msg} at"
+
+
+def damaged_lines(damaged: tuple[DamagedLine, ...], shown: int = 5) -> str:
+    """`1 damaged line (line 3)`, `2 damaged lines (lines 3, 7)`, `25 damaged lines (lines 3, 7, 9, 12, 15, ...)`."""
+    numbers = [d.line for d in damaged]
+    if len(numbers) == 1:
+        return f"1 damaged line (line {numbers[0]})"
+    head = ", ".join(str(n) for n in numbers[:shown])
+    return f"{len(numbers)} damaged lines (lines {head}{', ...' if len(numbers) > shown else ''})"
+
+
+def damage_error(file: ResultsFile) -> DamagedRunError:
+    """The error readers raise for a damaged results.jsonl (exit 2): file, line numbers, the flag."""
+    numbers = [d.line for d in file.damaged]
+    first = file.damaged[0]
+    what = (f"line {first.line} holds no readable result ({first.reason})" if len(numbers) == 1 else
+            f"{damaged_lines(file.damaged)} hold no readable result (line {first.line}: {first.reason})")
+    return DamagedRunError(
+        f"{file.path}: {what}; {len(file.results)} results are readable",
+        hint=f"pass --allow-damaged (Python: allow_damaged=True) to go on with the {len(file.results)} readable "
+             f"results, or repair the run: llmeval run --resume {file.path.parent} moves the damaged lines to "
+             f"{DAMAGED} and runs their cases again",
+        path=str(file.path), lines=tuple(numbers),
+    )
+
+
+def read_for_resume(run_dir: Path) -> list[Result]:
+    """The readable results of a run that --resume continues. Damaged lines are first appended to
+    results.damaged.jsonl (fsynced: the caller then rewrites results.jsonl without them), so no byte
+    of them is lost, and a warning says so; their cases, and that of a torn last line, run again."""
+    file = read_results(run_dir)
+    if file.damaged:
+        kept = file.path.with_name(DAMAGED)
+        with kept.open("a", encoding="utf-8") as f:
+            for d in file.damaged:
+                f.write(json.dumps(d.to_dict()) + "\n")  # ascii escapes keep undecodable bytes
+            f.flush()
+            os.fsync(f.fileno())
+        warnings.warn(LlmevalWarning(
+            f"{file.path}: {damaged_lines(file.damaged)} moved to {kept}; the cases "
+            f"{'they' if len(file.damaged) > 1 else 'it'} held run again"), stacklevel=2)
+    if file.torn is not None:
+        warnings.warn(LlmevalWarning(
+            f"{file.path}: cut its incomplete last line {file.torn.line} (a result being written when the run was "
+            "stopped); that case runs again"), stacklevel=2)
+    return file.results
 
 
 @dataclass
@@ -96,6 +199,10 @@ class Run:
     dir: Path
     manifest: dict[str, Any]
     results: list[Result]
+    damaged: tuple[DamagedLine, ...] = ()
+    """Lines of results.jsonl that hold no readable result (only with `allow_damaged=True`)."""
+    torn: DamagedLine | None = None
+    """An incomplete last line left by a kill mid-write: a result that never finished."""
 
     @property
     def run_id(self) -> str:
@@ -129,19 +236,59 @@ class Run:
         return pd.DataFrame(rows)
 
 
-def load_run(path: str | Path) -> Run:
-    """Load a run directory (or its run.json); raises UsageError when it isn't one."""
+def load_run(path: str | Path, allow_damaged: bool = False) -> Run:
+    """Load a run directory (or its run.json); raises UsageError when it isn't one.
+
+    A damaged results.jsonl (a line in the middle that holds no readable result) raises
+    DamagedRunError unless `allow_damaged=True`: then the readable results are loaded, the damaged
+    lines are listed in `Run.damaged` and an LlmevalWarning says so. The default refuses, as the
+    CLI does without --allow-damaged, so that a damaged run cannot feed a decision unnoticed."""
     p = Path(path)
     if p.is_file() and p.name == MANIFEST:
         p = p.parent
-    manifest_path = p / MANIFEST
-    if not manifest_path.exists():
-        raise UsageError(f"not a run directory: {path} (no {MANIFEST})", hint="pass a folder under runs/")
+    manifest = read_manifest(p, str(path))
+    file = read_results(p)
+    if file.damaged:
+        if not allow_damaged:
+            raise damage_error(file)
+        warnings.warn(LlmevalWarning(
+            f"{file.path}: skipped {damaged_lines(file.damaged)}; going on with {len(file.results)} results "
+            "(--allow-damaged)"), stacklevel=2)
+    if file.torn is not None:
+        warnings.warn(LlmevalWarning(
+            f"{file.path}: ignored its incomplete last line {file.torn.line} (a result being written when the "
+            "run was stopped)"), stacklevel=2)
+    return Run(p, manifest, file.results, file.damaged, file.torn)
+
+
+def read_manifest(run_dir: Path, given: str | None = None) -> dict[str, Any]:
+    """run.json of `run_dir`, checked to be a manifest this llmeval wrote; UsageError (exit 2) when it
+    is missing, truncated, not JSON or not a manifest."""
+    manifest_path = run_dir / MANIFEST
+    if not manifest_path.is_file():
+        raise UsageError(f"not a run directory: {given or run_dir} (no {MANIFEST})", hint="pass a folder under runs/")
+    where = f"{manifest_path} is not a readable run manifest"
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UsageError(f"cannot read {manifest_path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{where}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
     except json.JSONDecodeError as e:
-        raise UsageError(f"{manifest_path} is not valid JSON: {e.msg}") from None
+        ends_early = e.pos >= len(e.doc.rstrip()) or e.msg.startswith("Unterminated string")
+        cut = " (the file ends early: truncated?)" if ends_early else ""
+        raise UsageError(f"{where}: not valid JSON: {_at(e.msg)} line {e.lineno} column {e.colno}{cut}") from None
+    if not isinstance(manifest, dict):
+        raise UsageError(f"{where}: a JSON {type(manifest).__name__}, not an object")
     version = manifest.get("schema_version")
     if version != SCHEMA_VERSION:
         raise UsageError(f"{manifest_path} has schema_version {version}; this llmeval reads {SCHEMA_VERSION}")
-    return Run(p, manifest, read_results(p))
+    suite, targets = manifest.get("suite"), manifest.get("targets", [])
+    problems = [k for k in ("run_id", "status") if not isinstance(manifest.get(k), str)]
+    if not (isinstance(suite, dict) and all(isinstance(suite.get(k), str) for k in ("name", "path", "sha256"))):
+        problems.append("suite (name, path, sha256)")
+    if not (isinstance(targets, list) and all(isinstance(t, dict) and isinstance(t.get("id"), str) for t in targets)):
+        problems.append("targets (a list of objects with an id)")
+    if problems:
+        raise UsageError(f"{where}: it lacks {', '.join(problems)}")
+    return manifest

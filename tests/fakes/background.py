@@ -6,6 +6,8 @@ The base of the fake servers: start/stop, request recording, and hangs that a te
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import threading
 from typing import Any
 
@@ -13,6 +15,32 @@ from aiohttp import web
 
 # A hang waits at most this long, so a forgotten hang cannot keep a process alive forever.
 MAX_HANG_S = 600.0
+
+BROKEN_CONNECTIONS = ("reset", "cut", "close")
+"""How `break_connection` can fail a request: see there."""
+
+
+async def break_connection(request: web.Request, how: str, partial: bytes = b'{"id": "partial-body", "cho') -> Any:
+    """Fail the request at the connection level, as a crashing server or a proxy does:
+    `close` closes the connection before any response; `cut` sends the headers (announcing a longer
+    body) and the first bytes of the body, then closes; `reset` does the same and ends with a TCP
+    RST (SO_LINGER 0), so the client sees ECONNRESET."""
+    if how not in BROKEN_CONNECTIONS:
+        raise ValueError(f"break_connection: unknown way {how!r}; one of {BROKEN_CONNECTIONS}")
+    transport = request.transport
+    assert transport is not None
+    if how == "close":
+        transport.close()
+        return web.Response()  # never sent: the connection is gone
+    resp = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": str(len(partial) + 100)})
+    await resp.prepare(request)
+    await resp.write(partial)
+    if how == "reset":
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    return resp
 
 
 class BackgroundServer:

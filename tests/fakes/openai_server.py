@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.background import MAX_HANG_S, BackgroundServer
+from tests.fakes.background import BROKEN_CONNECTIONS, MAX_HANG_S, BackgroundServer, break_connection
 
 # Logprob of a token the test did not script: near-certain, like a greedy model's output.
 AUTO_LOGPROB = -0.0001
@@ -45,6 +45,9 @@ class Reply:
     hang: bool | float = False  # True: no answer until reset/stop; a number: seconds
     usage: dict[str, int] | None = None  # overrides the computed token counts
     finish_reason: str = "stop"
+    fault: str | None = None  # "reset", "cut", "close" (see break_connection), or "no_choices" (`choices: []`)
+    body: str | None = None  # sent verbatim with `status` and `content_type` instead of a completion
+    content_type: str = "application/json"
 
 
 ReplySpec = Reply | str | dict | Callable[[dict], Any]
@@ -176,9 +179,16 @@ class FakeOpenAI(BackgroundServer):
             await self.hang(MAX_HANG_S if reply.hang is True else float(reply.hang))
             if reply.hang is True:
                 return _error(Reply(status=503, error_message="released from a scripted hang"))
+        if reply.fault in BROKEN_CONNECTIONS:
+            return await break_connection(request, reply.fault)
+        if reply.body is not None:
+            return web.Response(status=reply.status, text=reply.body, content_type=reply.content_type)
         if reply.status >= 400:
             return _error(reply)
-        return web.json_response(completion(body, reply, seq))
+        doc = completion(body, reply, seq)
+        if reply.fault == "no_choices":
+            doc["choices"] = []
+        return web.json_response(doc)
 
     def _pick(self, body: dict) -> ReplySpec:
         for rule in self._rules:

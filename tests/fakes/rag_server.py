@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from tests.fakes.background import MAX_HANG_S, BackgroundServer
+from tests.fakes.background import BROKEN_CONNECTIONS, MAX_HANG_S, BackgroundServer, break_connection
 
 DOCUMENTS: tuple[dict[str, str], ...] = (
     {
@@ -66,12 +66,16 @@ def retrieve(question: str, documents: list[dict[str, str]], top_k: int) -> list
 
 @dataclass(frozen=True)
 class Fault:
-    """One scripted failure for the next request: an error status, or a hang."""
+    """One scripted failure for the next request: an error status, a hang, a raw body or a broken
+    connection."""
 
     status: int = 500
     retry_after: str | float | None = None
     hang: bool = False
     body: dict | None = None
+    raw: str | None = None  # sent verbatim with `status` and `content_type`
+    content_type: str = "application/json"
+    broken: str | None = None  # "reset", "cut" or "close": see break_connection
 
 
 class FakeRAG(BackgroundServer):
@@ -101,6 +105,19 @@ class FakeRAG(BackgroundServer):
         fault = Fault(status=status, retry_after=retry_after, body=body)
         with self._lock:
             self._faults.extend([fault] * times)
+
+    def answer_next(self, raw: str, status: int = 200, content_type: str = "application/json",
+                    times: int = 1) -> None:
+        """Answer the next `times` requests with this exact body (HTML, malformed JSON, ...)."""
+        with self._lock:
+            self._faults.extend([Fault(status=status, raw=raw, content_type=content_type)] * times)
+
+    def break_next(self, how: str, times: int = 1) -> None:
+        """Break the connection of the next `times` requests: "reset", "cut" or "close"."""
+        if how not in BROKEN_CONNECTIONS:
+            raise ValueError(f"break_next: unknown way {how!r}; one of {BROKEN_CONNECTIONS}")
+        with self._lock:
+            self._faults.extend([Fault(broken=how)] * times)
 
     def hang_next(self, times: int = 1) -> None:
         """Do not answer the next `times` requests until `reset()` or `stop()`."""
@@ -133,6 +150,10 @@ class FakeRAG(BackgroundServer):
         if fault is not None and fault.hang:
             await self.hang(MAX_HANG_S)
             return web.json_response({"error": "released from a scripted hang"}, status=503)
+        if fault is not None and fault.broken:
+            return await break_connection(request, fault.broken, b'{"answer": "Items can be ret')
+        if fault is not None and fault.raw is not None:
+            return web.Response(status=fault.status, text=fault.raw, content_type=fault.content_type)
         if fault is not None:
             headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
             payload = fault.body or {"error": f"fake error {fault.status}"}

@@ -1,12 +1,11 @@
-"""Chat completions through litellm, with its errors mapped to retryable or final."""
+"""Chat completions through litellm; its errors are said in words by llmeval.execute.faults."""
 
 from __future__ import annotations
 
 import os
-from datetime import UTC
 from typing import Any
 
-from llmeval.errors import TargetCallError
+from llmeval.execute import faults
 from llmeval.results.records import Completion, TokenLogprob, Usage
 
 _litellm: Any = None
@@ -58,12 +57,14 @@ async def acomplete(
         resp = await litellm.acompletion(
             model=model, messages=messages, timeout=timeout, num_retries=0, max_retries=0, **kwargs
         )
-    except Exception as e:  # litellm raises its own hierarchy; classify once, here
-        raise classify(e) from None
+    except Exception as e:  # litellm's hierarchy, the openai SDK and httpx beneath it: said in words
+        raise faults.from_exception(e, timeout) from None
     return _completion(resp, litellm)
 
 
 def _completion(resp: Any, litellm: Any) -> Completion:
+    if not getattr(resp, "choices", None):
+        raise faults.no_choices()
     choice = resp.choices[0]
     text = choice.message.content or ""
     u = getattr(resp, "usage", None)
@@ -92,67 +93,3 @@ def _logprobs(choice: Any) -> list[TokenLogprob] | None:
             top[aget("token")] = float(aget("logprob"))
         out.append(TokenLogprob(get("token"), float(get("logprob")), top))
     return out
-
-
-def classify(e: Exception) -> TargetCallError:
-    """Map an exception from litellm (or httpx beneath it) to a TargetCallError."""
-    name = type(e).__name__
-    status = getattr(e, "status_code", None)
-    message = str(e).splitlines()[0][:500] if str(e) else name
-    retry_after = _retry_after(e)
-    timeouts = ("Timeout", "APITimeoutError", "ReadTimeout", "ConnectTimeout", "TimeoutError")
-    if name in timeouts or isinstance(e, TimeoutError):
-        return TargetCallError("timeout", message, retryable=True, status=status)
-    if "Missing credentials" in message or "api_key client option must be set" in message:
-        # No key configured: litellm reports it as a 500, but retrying cannot help.
-        return TargetCallError("auth_error", message, False, None, status)
-    if "Connection error" in message or "Connection refused" in message:
-        # litellm reports an unreachable server as InternalServerError with status 500.
-        return TargetCallError("connection_error", message, True, None, None)
-    if name in ("APIConnectionError", "ConnectError", "ServiceUnavailableError") and status in (None, 500, 503):
-        return TargetCallError(
-            "connection_error" if status is None else "server_error", message, True, retry_after, status
-        )
-    if status == 429 or name == "RateLimitError":
-        return TargetCallError("rate_limited", message, True, retry_after, 429)
-    if isinstance(status, int) and status >= 500:
-        return TargetCallError("server_error", message, True, retry_after, status)
-    if isinstance(status, int) and 400 <= status < 500:
-        return TargetCallError("client_error", message, False, None, status)
-    return TargetCallError(name, message, False, None, status)
-
-
-def _retry_after(e: Exception) -> float | None:
-    # litellm keeps the provider's headers in `litellm_response_headers`; its `response` is a
-    # synthetic httpx.Response without them.
-    resp = getattr(e, "response", None)
-    for headers in (
-        getattr(e, "litellm_response_headers", None),
-        getattr(resp, "headers", None),
-        getattr(e, "headers", None),
-    ):
-        try:
-            value = headers.get("retry-after") or headers.get("Retry-After") if headers else None
-        except AttributeError:
-            continue
-        if value is not None:
-            return parse_retry_after(value)
-    return None
-
-
-def parse_retry_after(value: Any) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except (TypeError, ValueError):
-        pass
-    from datetime import datetime
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(str(value))
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

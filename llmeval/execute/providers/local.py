@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmeval.errors import ConfigError, LlmevalError, TargetCallError
+from llmeval.execute import faults
 from llmeval.execute.providers.local_load import LoadedModel, load_model, resolve_local_model
 from llmeval.results.records import Completion, Usage
 
@@ -53,7 +54,7 @@ async def acomplete(
     try:
         result = await asyncio.wait_for(future, timeout) if timeout else await future
     except TimeoutError:
-        raise TargetCallError("timeout", f"no answer from {model} within {timeout:g} s", retryable=True) from None
+        raise faults.timeout(timeout) from None
     return Completion(result.text, Usage(result.prompt_tokens, result.completion_tokens), 0.0,
                       result.logprobs, result.finish_reason)
 
@@ -197,7 +198,7 @@ class _Batcher:
                 reqs.append(_request(self.lm, job))
                 futures.append(future)
             except Exception as e:  # a template that rejects these messages fails this job only
-                future.set_exception(TargetCallError("local_error", f"cannot build the prompt: {e}"))
+                future.set_exception(TargetCallError("local_error", f"cannot build the prompt: {faults.describe(e)}"))
         self.requests += len(reqs)
         self.batches += 1 if reqs else 0
         self.largest = max(self.largest, len(reqs))
@@ -211,7 +212,7 @@ class _Batcher:
         try:
             generate_batch(self.lm, reqs, on_done)
         except Exception as e:  # the model failed mid-batch: every unfinished job fails, not retried
-            error = TargetCallError("local_error", f"{type(e).__name__}: {e}"[:500], retryable=False)
+            error = TargetCallError("local_error", faults.describe(e), retryable=False)
             for future in futures:
                 if not future.done():
                     future.set_exception(error)

@@ -6,7 +6,7 @@ from typing import Any
 
 from llmeval.config.secrets import is_secret_name
 from llmeval.config.templates import render, render_obj
-from llmeval.errors import TargetCallError
+from llmeval.execute import faults
 from llmeval.execute.targets.base import Target, json_path
 from llmeval.results.records import Case, TargetResponse
 
@@ -53,33 +53,21 @@ class HttpTarget(Target):
                 json=request["body"] if request["method"] != "GET" else None,
                 timeout=timeout,
             )
-        except httpx.TimeoutException as e:
-            raise TargetCallError("timeout", f"{type(e).__name__}: {e}", retryable=True) from None
-        except httpx.TransportError as e:
-            raise TargetCallError("connection_error", f"{type(e).__name__}: {e}", retryable=True) from None
+        except Exception as e:  # httpx's transport errors and timeouts, said in words
+            raise faults.from_exception(e, timeout) from None
         if resp.status_code >= 400:
-            from llmeval.execute.providers.litellm_api import parse_retry_after
-
-            retryable = resp.status_code == 429 or resp.status_code >= 500
-            kind = "rate_limited" if resp.status_code == 429 else ("server_error" if retryable else "client_error")
-            raise TargetCallError(
-                kind,
-                f"HTTP {resp.status_code}: {resp.text[:300]}",
-                retryable,
-                parse_retry_after(resp.headers.get("retry-after")),
-                resp.status_code,
-            )
-        try:
-            doc = resp.json()
-        except ValueError:
-            raise TargetCallError("bad_response", f"response is not JSON: {resp.text[:200]!r}") from None
+            raise faults.status_error(resp.status_code, resp.headers, resp.content)
+        doc = faults.json_body(resp.status_code, resp.headers, resp.content)
         h = self.spec.http
         assert h is not None
         try:
             output = json_path(doc, h.output)
+        except KeyError as e:
+            raise faults.missing_path("output", e.args[0]) from None
+        try:
             contexts = json_path(doc, h.contexts) if h.contexts else None
         except KeyError as e:
-            raise TargetCallError("bad_response", f"path {e.args[0]}") from None
+            raise faults.missing_path("contexts", e.args[0]) from None
         if contexts is not None and not isinstance(contexts, list):
             contexts = [contexts]
         text = output if isinstance(output, str) else _json(output)

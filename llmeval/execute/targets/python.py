@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from llmeval.errors import ConfigError, TargetCallError
+from llmeval.errors import ConfigError
+from llmeval.execute import faults
 from llmeval.execute.targets.base import Target
 from llmeval.results.records import Case, TargetResponse, Usage
 
@@ -63,10 +64,8 @@ class PythonTarget(Target):
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"llmeval-{self.id}")
                 value = await asyncio.get_running_loop().run_in_executor(self._pool, self.fn, case)
-        except TargetCallError:
-            raise
         except Exception as e:  # the user's code failed: a recorded error, not a crash
-            raise TargetCallError("python_error", f"{type(e).__name__}: {e}") from None
+            raise faults.from_user_code(e) from None
         return _response(value)
 
 
@@ -83,10 +82,14 @@ def _response(value: Any) -> TargetResponse:
     if isinstance(value, dict) and "output" in value:
         ctx = value.get("contexts")
         u = value.get("usage") or {}
+        try:
+            usage = Usage(int(u.get("prompt", 0)), int(u.get("completion", 0)))
+        except (AttributeError, TypeError, ValueError) as e:
+            raise faults.bad_response(f"the callable returned a usage without integer token counts ({e})") from None
         return TargetResponse(
             None if value["output"] is None else str(value["output"]),
             [str(c) for c in ctx] if ctx is not None else None,
-            Usage(int(u.get("prompt", 0)), int(u.get("completion", 0))),
+            usage,
             value.get("cost_usd"),
         )
-    raise TargetCallError("bad_response", f"expected a str or a dict with 'output', got {type(value).__name__}")
+    raise faults.bad_response(f"expected a str or a dict with 'output', got {type(value).__name__}")
