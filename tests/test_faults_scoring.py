@@ -177,7 +177,7 @@ def test_a_judge_answering_too_late_fails_the_run_the_same_way(fake_openai: Fake
     out = run()
     assert_judge_failed_everything(out, "judge")
     assert out.rows["c5"]["scores"]["groundedness"]["reason"] == (
-        "judge error: timeout: no answer within 0.3 s (after 2 attempts)")
+        "judge error: timeout: no response within 0.3 s (timeout_s) (after 2 attempts)")
 
 
 def test_a_judge_failing_on_one_case_fails_only_the_gate(fake_openai: FakeOpenAI) -> None:
