@@ -7,24 +7,32 @@ from llmeval.metrics.base import Metric, ScoringContext
 from llmeval.results.records import Result, Score
 
 
-async def score_results(results: list[Result], metrics: list[Metric], ctx: ScoringContext) -> None:
-    """Fill `scores` and `passed` of every result in place (errored results get no scores)."""
+async def score_results(results: list[Result], metrics: list[Metric], ctx: ScoringContext,
+                        case_metrics: dict[str, list[Metric]] | None = None) -> None:
+    """Fill `scores` and `passed` of every result in place (errored results get no scores):
+    `metrics` score every result, `case_metrics[case_id]` (a case's assertions) only that case's."""
     ok = [r for r in results if r.error is None]
     for r in results:
         r.scores = {}
-    for metric in metrics:
-        if not ok:
-            break
+    jobs: list[tuple[Metric, list[Result]]] = [(m, ok) for m in metrics]
+    own: dict[int, tuple[Metric, list[Result]]] = {}
+    for r in ok:
+        for m in (case_metrics or {}).get(r.case_id, []):
+            own.setdefault(id(m), (m, []))[1].append(r)
+    jobs += list(own.values())
+    for metric, samples in jobs:
+        if not samples:
+            continue
         try:
-            per_case = await metric.score_all(ok, ctx)
+            per_case = await metric.score_all(samples, ctx)
         except LlmevalError:
             raise  # a user error (missing dependency, bad option): exit 2 with its message
         except Exception as e:  # a bug in a batched metric must not lose the run's outputs
             reason = f"metric error: {type(e).__name__}: {e}"
-            per_case = [{k: null_score(reason) for k in metric.keys()} for _ in ok]
-        for r, scores in zip(ok, per_case, strict=True):
+            per_case = [{k: null_score(reason) for k in metric.keys()} for _ in samples]
+        for r, scores in zip(samples, per_case, strict=True):
             r.scores.update(scores)
-    gated = {k for m in metrics if m.threshold is not None for k in m.keys()}
+    gated = {k for m, _ in jobs if m.threshold is not None for k in m.keys()}
     for r in results:
         r.passed = case_passed(r, gated)
 

@@ -66,6 +66,13 @@ def check_unchanged(suite: Suite, manifest: dict[str, Any], run_dir: Path | None
             f"{suite.path} changed since the run started; resuming would mix results of two versions of the suite",
             hint=f"restore the file, or start a new run without --resume {run_dir}",
         )
+    files = manifest.get("suite", {}).get("files") or {}
+    changed = [f for f, digest in files.items() if suite.files.get(f) != digest]
+    if changed:
+        raise UsageError(
+            f"prompt file {changed[0]} changed since the run started; resuming would mix results of two prompts",
+            hint=f"restore the file, or start a new run without --resume {run_dir}",
+        )
 
 
 def _restore_options(options: RunOptions, manifest: dict[str, Any]) -> None:
@@ -166,7 +173,7 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
     try:
         if interrupted:
             manifest.update(status="partial", finished_at=now())
-            manifest["summary"] = build_summary(results, suite.metrics, ids, suite.spec.defaults.seed)
+            manifest["summary"] = build_summary(results, suite.scored_metrics, ids, suite.spec.defaults.seed)
             writer.write_manifest(manifest)
             raise Interrupted(
                 f"interrupted: {len(results)} of {len(items)} results are in {run_dir}",
@@ -177,11 +184,11 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
             suite_dir=suite.dir, metrics_dir=metrics_dir(suite), judge=judge, seed=suite.spec.defaults.seed
         )
         results.sort(key=lambda r: (r.epoch, r.case_id, r.target))
-        await score_results(results, suite.metrics, ctx)
+        await score_results(results, suite.metrics, ctx, suite.case_metrics.by_case)
     finally:
         for t in targets.values():
             await t.aclose()
-        for m in suite.metrics:
+        for m in suite.all_metrics:
             await m.aclose()
         cache.close()
     writer.rewrite_results(results)
@@ -201,7 +208,7 @@ def finish(
     options: RunOptions,
 ) -> RunOutcome:
     """Summarise, gate, write run.json and the reports; decide the exit code."""
-    summary = build_summary(results, suite.metrics, ids, suite.spec.defaults.seed)
+    summary = build_summary(results, suite.scored_metrics, ids, suite.spec.defaults.seed)
     regressions = None
     baseline = None
     if options.baseline is not None:
@@ -268,13 +275,12 @@ def judge_failures(results: list[Result], suite: Suite, ids: list[str]) -> list[
         scored = [r for r in results if r.target == tid and r.error is None]
         if not scored:
             continue
-        for m in suite.metrics:
+        for m in suite.all_metrics:
             if "judge" not in m.requires:
                 continue
             for key in m.keys():
-                scores = [r.scores.get(key) for r in scored]
-                if all(s is not None and s.value is None and (s.reason or "").startswith("judge error")
-                       for s in scores):
+                scores = [s for r in scored if (s := r.scores.get(key)) is not None]  # assertions: their cases
+                if scores and all(s.value is None and (s.reason or "").startswith("judge error") for s in scores):
                     out.append((tid, key, scores[0].reason or ""))  # type: ignore[union-attr]
     return out
 
@@ -325,7 +331,7 @@ def make_judge(suite: Suite, cache: ResponseCache, options: RunOptions) -> Any:
     """The run's judge: the suite's `judge:` (or, when only metrics name their own judges, a slot
     that builds those), None when nothing judges. Every judge shares the run's cache, the suite's
     call defaults and one CallStats, so `judge.stats` counts metric-level judges too."""
-    own = any(getattr(m.options, "judge", None) is not None for m in suite.metrics)
+    own = any(getattr(m.options, "judge", None) is not None for m in suite.all_metrics)
     if suite.spec.judge is None and not own:
         return None
     from llmeval.execute.judge import JudgePool

@@ -131,7 +131,7 @@ def print_gates(gates: list[dict[str, Any]]) -> None:
         return
     for g in gates:
         mark = "[bold green]PASS[/]" if g["passed"] else "[bold red]FAIL[/]"
-        op = {"min": ">=", "max": "<=", "max_drop": "drop <="}.get(g.get("kind", "min"), "")
+        op = {"min": ">=", "max": "<=", "max_drop": "drop <=", "max_flaky": "flaky <="}.get(g.get("kind", "min"), "")
         note = f"  [dim]{g['note']}[/]" if g.get("note") else ""
         out.print(f"{mark} {g['target']}: {g['metric']} = {fmt(g['value'])} ({op} {fmt(g['threshold'])}){note}")
 

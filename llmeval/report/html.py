@@ -87,7 +87,7 @@ def _header(run: Run, cmp: Any, compare_mode: bool) -> str:
 
 
 def _gate(g: dict[str, Any]) -> str:
-    op = {"min": "≥", "max": "≤", "max_drop": "drop ≤"}.get(g.get("kind", "min"), "")
+    op = {"min": "≥", "max": "≤", "max_drop": "drop ≤", "max_flaky": "flaky ≤"}.get(g.get("kind", "min"), "")
     ok = bool(g.get("passed"))
     note = f'<span class="note">{e(g["note"])}</span>' if g.get("note") else ""
     return (f'<li class="gate {"pass" if ok else "fail"}"><b>{"PASS" if ok else "FAIL"}</b> {e(g.get("name"))} · '

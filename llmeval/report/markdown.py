@@ -102,7 +102,7 @@ def _gates(gates: list[dict[str, Any]]) -> list[str]:
         return []
     out = ["#### Gates", "", "| | gate | target | value | bound | note |", "|---|---|---|---|---|---|"]
     for g in sorted(gates, key=lambda g: g.get("passed", False)):  # failures first
-        op = {"min": "≥", "max": "≤", "max_drop": "drop ≤"}.get(g.get("kind", "min"), "")
+        op = {"min": "≥", "max": "≤", "max_drop": "drop ≤", "max_flaky": "flaky ≤"}.get(g.get("kind", "min"), "")
         out.append(f"| {'✅' if g.get('passed') else '❌'} | {md_escape(g.get('name'))} | {md_escape(g.get('target'))} "
                    f"| {_num(g.get('value'))} | {op} {_num(g.get('threshold'), 3)} | {md_escape(g.get('note'), 200)} |")
     return out + [""]

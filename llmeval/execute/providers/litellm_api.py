@@ -7,6 +7,7 @@ from datetime import UTC
 from typing import Any
 
 from llmeval.errors import TargetCallError
+from llmeval.results.messages import parse_tool_calls
 from llmeval.results.records import Completion, TokenLogprob, Usage
 
 _litellm: Any = None
@@ -72,7 +73,11 @@ def _completion(resp: Any, litellm: Any) -> Completion:
         cost = float(litellm.completion_cost(completion_response=resp))
     except Exception:  # unknown model or price: cost is unknown, not zero
         cost = None
-    return Completion(text, usage, cost, _logprobs(choice), getattr(choice, "finish_reason", None))
+    try:
+        calls = parse_tool_calls(getattr(choice.message, "tool_calls", None))
+    except ValueError as e:
+        raise TargetCallError("bad_response", f"unreadable tool calls in the answer: {e}") from None
+    return Completion(text, usage, cost, _logprobs(choice), getattr(choice, "finish_reason", None), calls)
 
 
 def _logprobs(choice: Any) -> list[TokenLogprob] | None:

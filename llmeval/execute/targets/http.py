@@ -8,6 +8,7 @@ from llmeval.config.secrets import is_secret_name
 from llmeval.config.templates import render, render_obj
 from llmeval.errors import TargetCallError
 from llmeval.execute.targets.base import Target, json_path
+from llmeval.results.messages import parse_tool_calls, wire_messages
 from llmeval.results.records import Case, TargetResponse
 
 
@@ -24,6 +25,8 @@ class HttpTarget(Target):
 
     def prepare(self, case: Case) -> dict[str, Any]:
         v = self.variables(case)
+        if case.messages is not None:  # `"{{ messages }}"` in the body sends the conversation as JSON
+            v["messages"] = wire_messages(case.messages)
         h = self.spec.http
         assert h is not None
         return {
@@ -78,13 +81,19 @@ class HttpTarget(Target):
         try:
             output = json_path(doc, h.output)
             contexts = json_path(doc, h.contexts) if h.contexts else None
+            calls = json_path(doc, h.tool_calls) if h.tool_calls else None
         except KeyError as e:
             raise TargetCallError("bad_response", f"path {e.args[0]}") from None
+        try:
+            tool_calls = parse_tool_calls(calls)
+        except ValueError as e:
+            raise TargetCallError("bad_response", f"path '{h.tool_calls}': {e}") from None
         if contexts is not None and not isinstance(contexts, list):
             contexts = [contexts]
-        text = output if isinstance(output, str) else _json(output)
+        text = "" if output is None and tool_calls else (output if isinstance(output, str) else _json(output))
         return TargetResponse(
-            text, [c if isinstance(c, str) else _json(c) for c in contexts] if contexts is not None else None
+            text, [c if isinstance(c, str) else _json(c) for c in contexts] if contexts is not None else None,
+            tool_calls=tool_calls,
         )
 
     async def aclose(self) -> None:
