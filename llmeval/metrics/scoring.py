@@ -42,12 +42,13 @@ def case_passed(r: Result, gated: set[str] | None = None) -> bool:
 
     A score that could not be computed (value None) neither passes nor fails the case on its own;
     but when the case has scores for thresholded metrics (`gated` keys) and ALL of them are None
-    (e.g. the judge failed on every metric), nothing was checked, so the case does not pass."""
+    (e.g. the judge failed on every metric), nothing was checked, so the case does not pass. A score
+    that does not apply to the case (`details.not_applicable`) is not a check that was missed."""
     if r.error is not None or r.output is None:
         return False
     if any(s.passed is False for s in r.scores.values()):
         return False
-    checked = [s for k, s in r.scores.items() if k in (gated or ())]
+    checked = [s for k, s in r.scores.items() if k in (gated or ()) and not s.details.get("not_applicable")]
     return not checked or any(s.value is not None for s in checked)
 
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from llmeval.metrics.base import Metric, MetricOptions
+from llmeval.metrics.judging import not_applicable
 from llmeval.results.messages import call_text
 from llmeval.results.records import Result, Score, ToolCall
 
@@ -134,7 +135,7 @@ class ToolArgsMatch(Metric):
         expected = ([ToolCall(o.tool, o.arguments)] if o.arguments is not None
                     else list(sample.expected_tool_calls or []))
         if not expected:
-            return Score(None, None, "not applicable: the case has no reference tool calls")
+            return not_applicable("the case has no reference tool calls")
         shares, notes = [], []
         for want in expected:
             share, note = self._best(want, sample.tool_calls)

@@ -70,8 +70,11 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
     """The header line, a targets x metrics table, per-target totals and the gate verdicts."""
     from rich.table import Table
 
+    from llmeval.report.view import case_scoped, metric_label
+
     out = console()
     summary = manifest.get("summary", {})
+    scoped = case_scoped(manifest)
     metric_keys = [k for m in manifest.get("metrics", []) for k in _keys(m, summary)]
     print_header(manifest)
     table = Table(title="scores (mean [95% CI], pass rate)", title_justify="left")
@@ -99,9 +102,12 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
             if len(targets) > 1 and s["mean"] == best:
                 text = f"[bold green]{text}[/]"
             cells.append(text)
-        table.add_row(key, *cells)
+        table.add_row(_esc(metric_label(key, scoped)), *cells)
+    flaky = [("flaky cases", lambda e: f"{e['flaky']['n']} of {e['flaky']['of']}" if e.get("flaky") else "–")] \
+        if any(summary[t].get("flaky") for t in targets) else []
     for label, fn in (
         ("pass rate", lambda e: f"{e['pass_rate']:.1%}" if e.get("pass_rate") is not None else "–"),
+        *flaky,
         ("errors", lambda e: str(e.get("errors", 0))),
         ("latency p50/p95 ms", lambda e: f"{fmt(e['latency_ms']['p50'], 0)} / {fmt(e['latency_ms']['p95'], 0)}"),
         ("tokens in/out", lambda e: f"{e['tokens']['prompt']:,} / {e['tokens']['completion']:,}"),

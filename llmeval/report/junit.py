@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from llmeval.report.view import failure_text, metric_keys, run_targets, thresholds
+from llmeval.report.view import failure_text, metric_keys, output_text, run_targets, thresholds
 from llmeval.results.records import Result
 from llmeval.results.runlog import Run
 
@@ -76,6 +76,9 @@ def _properties(run: Run, tid: str, keys: list[str]) -> list[tuple[str, Any]]:
             props.append((f"metric.{k}.mean", f"{mean:.6g}"))
     if entry.get("pass_rate") is not None:
         props.append(("pass_rate", f"{entry['pass_rate']:.6g}"))
+    if entry.get("flaky"):
+        flaky = entry["flaky"]
+        props.append(("flaky_cases", f"{flaky['n']} of {flaky['of']}"))
     return props
 
 
@@ -96,7 +99,7 @@ def _testcase(parent: ET.Element, r: Result, classname: str, thr: dict[str, floa
         message = f"{len(failing)} metric{'s' if len(failing) > 1 else ''} failed: {summary}"
     else:
         message = "no output" if r.output is None else "case failed"
-    body = details + f"\n\noutput:\n{r.output if r.output is not None else '(none)'}"
+    body = details + f"\n\noutput:\n{output_text(r) if r.output is not None else '(none)'}"
     failure = ET.SubElement(tc, "failure", {"message": clean(message, 1000), "type": "llmeval.threshold"})
     failure.text = clean(body, MAX_TEXT)
 

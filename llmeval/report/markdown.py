@@ -7,7 +7,20 @@ import re
 from pathlib import Path
 from typing import Any
 
-from llmeval.report.view import best_targets, failure_text, header_facts, metric_keys, run_targets, thresholds
+from llmeval.report.view import (
+    best_targets,
+    case_scoped,
+    failure_text,
+    flaky_cases,
+    header_facts,
+    metric_keys,
+    metric_label,
+    output_text,
+    repeats,
+    run_targets,
+    spread_text,
+    thresholds,
+)
 from llmeval.results.runlog import Run
 
 MAX_BYTES = 60_000
@@ -85,6 +98,7 @@ def _render(run: Run, cmp: Any, report_url: str | None, max_cases: int, text_lim
         out += _cases("Top regressed cases", cmp.regressed(), max_cases, text_limit)
         out += _cases("Top improved cases", cmp.improved(), max_cases, text_limit)
     else:
+        out += _flaky(run, max_cases)
         out += _failed_cases(run, max_cases, text_limit)
     out.append(f"📄 [Full report](<{report_url}>)" if report_url else
                f"📄 Full report: `report.html` in this run's artifacts {REPORT_URL_MARKER}")
@@ -115,6 +129,7 @@ def _metrics(run: Run) -> list[str]:
         return []
     out = ["#### Metrics (mean [95% CI], pass rate)", "",
            "| metric | " + " | ".join(md_escape(t) for t in targets) + " |", "|---" * (len(targets) + 1) + "|"]
+    scoped = case_scoped(run.manifest)
     for key in metric_keys(run.manifest):
         best = best_targets(summary, key)
         cells = []
@@ -129,9 +144,34 @@ def _metrics(run: Run) -> list[str]:
             if s.get("corpus") is not None:
                 text += f" · corpus {s['corpus']:.3f}"
             cells.append(f"**{text}** ★" if t in best else text)
-        out.append(f"| {md_escape(key)} | " + " | ".join(cells) + " |")
+        out.append(f"| {md_escape(metric_label(key, scoped))} | " + " | ".join(cells) + " |")
     out.append("| pass rate | " + " | ".join(_num(summary[t].get("pass_rate")) for t in targets) + " |")
+    if any(summary[t].get("flaky") for t in targets):
+        out.append("| flaky cases | " + " | ".join(_flaky_cell(summary[t].get("flaky")) for t in targets) + " |")
     out.append("| errors | " + " | ".join(str(summary[t].get("errors", 0)) for t in targets) + " |")
+    if scoped:
+        out += ["", "_per-case: a case's own assertion, averaged over the cases that assert it._"]
+    return out + [""]
+
+
+def _flaky_cell(flaky: dict[str, Any] | None) -> str:
+    return "–" if not flaky else f"{flaky['n']} of {flaky['of']} ({flaky['rate']:.0%})"
+
+
+def _flaky(run: Run, limit: int) -> list[str]:
+    """The cases that passed in some epochs and failed in others."""
+    if not repeats(run):
+        return []
+    rows = flaky_cases(run)
+    if not rows:
+        return ["#### Flaky cases: none (every case passed or failed in all its epochs)", ""]
+    if limit <= 0:
+        return [f"#### Flaky cases: {len(rows)} (see the HTML report)", ""]
+    out = [f"#### Flaky cases ({min(limit, len(rows))} of {len(rows)})", "",
+           "| case | target | passed epochs | flaky metrics | score spread |", "|---|---|---|---|---|"]
+    for c in rows[:limit]:
+        out.append(f"| `{md_escape(c.case_id, 60)}` | {md_escape(c.target)} | {c.passed}/{c.epochs} "
+                   f"| {md_escape(', '.join(c.flaky_metrics)) or '–'} | {md_escape(spread_text(c))} |")
     return out + [""]
 
 
@@ -189,12 +229,15 @@ def _failed_cases(run: Run, limit: int, text_limit: int) -> list[str]:
     if limit <= 0:
         return [f"#### Failed cases: {len(failed)} (see the HTML report)", ""]
     thr = thresholds(run.manifest)
+    epochs = repeats(run)
+    ep_head, ep_rule = (" epoch |", "---|") if epochs else ("", "")
     out = [f"#### Failed cases ({min(limit, len(failed))} of {len(failed)})", "",
-           "| case | target | why | output |", "|---|---|---|---|"]
+           f"| case |{ep_head} target | why | output |", f"|---|{ep_rule}---|---|---|"]
     for r in failed[:limit]:
         why = f"error: {r.error.type}: {r.error.message}" if r.error else failure_text(r, thr)
-        out.append(f"| `{md_escape(r.case_id, 60)}` | {md_escape(r.target)} | {md_escape(why, text_limit)} "
-                   f"| {md_escape(r.output, text_limit)} |")
+        ep = f" {r.epoch} |" if epochs else ""
+        out.append(f"| `{md_escape(r.case_id, 60)}` |{ep} {md_escape(r.target)} | {md_escape(why, text_limit)} "
+                   f"| {md_escape(output_text(r), text_limit)} |")
     return out + [""]
 
 

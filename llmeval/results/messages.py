@@ -154,12 +154,12 @@ def call_text(call: ToolCall) -> str:
     return f"{call.name}({args})"
 
 
+def message_text(message: dict[str, Any]) -> str:
+    """A message's text with its images and tool calls named (`[image ...]`, `[calls name(args)]`)."""
+    calls = [f"[calls {call_text(c)}]" for c in parse_tool_calls(message.get("tool_calls"))]
+    return "\n".join(x for x in [content_text(message.get("content"), images=True), *calls] if x)
+
+
 def transcript(messages: list[dict[str, Any]] | None) -> str:
-    """The conversation as `role: text` lines (tool calls and images named), for judges and reports."""
-    lines = []
-    for m in messages or []:
-        text = content_text(m.get("content"), images=True)
-        calls = [call_text(c) for c in parse_tool_calls(m.get("tool_calls"))]
-        body = "\n".join(x for x in [text, *(f"[calls {c}]" for c in calls)] if x)
-        lines.append(f"{m.get('role')}: {body}")
-    return "\n".join(lines)
+    """The conversation as `role: text` lines, for judges."""
+    return "\n".join(f"{m.get('role')}: {message_text(m)}" for m in messages or [])

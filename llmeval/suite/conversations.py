@@ -64,6 +64,7 @@ def parse_messages(value: Any) -> list[MessageSpec]:
 def message_dicts(specs: list[MessageSpec], base_dir: Path, locate: Locate) -> list[dict[str, Any]]:
     """The messages as llmeval keeps them (see llmeval.results.messages): image files read and hashed."""
     out = []
+    call_ids: set[str] = set()
     for i, m in enumerate(specs):
         d: dict[str, Any] = {"role": m.role}
         if isinstance(m.content, list):
@@ -74,8 +75,16 @@ def message_dicts(specs: list[MessageSpec], base_dir: Path, locate: Locate) -> l
         if m.name is not None:
             d["name"] = m.name
         if m.tool_calls is not None:
-            d["tool_calls"] = [c.to_dict() for c in parse_tool_calls([c.model_dump() for c in m.tool_calls])]
+            # A call without an id gets one (APIs need it to pair the tool message that answers it).
+            calls = [{**c.model_dump(), "id": c.id or f"call_{i + 1}_{j + 1}"} for j, c in enumerate(m.tool_calls)]
+            d["tool_calls"] = [c.to_dict() for c in parse_tool_calls(calls)]
+            call_ids.update(c["id"] for c in calls)
         if m.tool_call_id is not None:
+            if m.tool_call_id not in call_ids:
+                known = ", ".join(sorted(call_ids)) or "none"
+                raise ConfigError(f"message {i + 1} answers tool call '{m.tool_call_id}', but no earlier assistant "
+                                  f"message makes a call with that id (ids: {known})", *locate((i, "tool_call_id")),
+                                  hint="give the assistant's tool call the same `id:`")
             d["tool_call_id"] = m.tool_call_id
         out.append(d)
     return out

@@ -194,13 +194,15 @@ def _check_requirements(spec: SuiteSpec, cases: list[Case], metrics: list[Metric
             if need not in m.requires or (need == "contexts" and supplies_contexts):
                 continue
             lacking = next((c for c in cases if not getattr(c, need)), None)
+            if need == "expected_tool_calls" and any(c.expected_tool_calls for c in cases):
+                lacking = None  # turns answered in text: not applicable there, scored where a call is expected
             if lacking is not None:
                 src = lacking.metadata.get("_source", "")
                 if need == "expected_tool_calls":
                     raise ConfigError(
                         f"metric '{m.name}' compares with the reference tool calls, but case '{lacking.id}'{src} "
                         "has none", where, *pos,
-                        hint="give the metric `name:` and `arguments:`, or end the case's messages with an "
+                        hint="give the metric `tool:` and `arguments:`, or end the case's messages with an "
                              "assistant message that has tool_calls")
                 raise ConfigError(
                     f"metric '{m.name}' needs '{need}', but case '{lacking.id}'{src} has none",

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
+import json
 import re
 import signal
 import sys
@@ -44,7 +47,8 @@ class Reply:
     latency_ms: float | None = None  # replaces the server's latency for this call
     hang: bool | float = False  # True: no answer until reset/stop; a number: seconds
     usage: dict[str, int] | None = None  # overrides the computed token counts
-    finish_reason: str = "stop"
+    finish_reason: str | None = None  # default: "tool_calls" with tool calls, else "stop"
+    tool_calls: list[dict] | None = None  # [{name, arguments (dict or JSON text), id?}]
 
 
 ReplySpec = Reply | str | dict | Callable[[dict], Any]
@@ -60,8 +64,75 @@ def last_user_text(body: dict) -> str:
 
 
 def echo(body: dict) -> Reply:
-    """The default responder: `ECHO: <last user message>`."""
-    return Reply(content=f"ECHO: {last_user_text(body)}")
+    """The default responder: `ECHO: <last user message>`, each image in it named as
+    `[image <media type> <bytes> bytes]` (a data URI, decoded) or `[image <url>]`."""
+    images = [image_label(p) for p in last_user_parts(body) if p.get("type") == "image_url"]
+    return Reply(content=" ".join([f"ECHO: {last_user_text(body)}", *images]))
+
+
+def last_user_parts(body: dict) -> list[dict]:
+    """The content parts of the last user message ([] when its content is a string)."""
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            return [p for p in content if isinstance(p, dict)] if isinstance(content, list) else []
+    return []
+
+
+def image_label(part: dict) -> str:
+    """`[image image/png 67 bytes]` for a data URI, `[image https://...]` for a URL."""
+    url = str((part.get("image_url") or {}).get("url", ""))
+    if url.startswith("data:"):
+        head, _, payload = url.partition(",")
+        return f"[image {head[5:].removesuffix(';base64')} {len(base64.b64decode(payload))} bytes]"
+    return f"[image {url}]"
+
+
+def check_request(body: dict) -> str | None:
+    """What OpenAI's API would reject in a chat request (tool schema, tool messages, image parts),
+    or None: the fake answers 400 with it, so a malformed request cannot pass a test."""
+    tools = body.get("tools")
+    names = []
+    if tools is not None:
+        for t in tools if isinstance(tools, list) else [None]:
+            fn = t.get("function") if isinstance(t, dict) and t.get("type") == "function" else None
+            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+                return "each tool must be {type: function, function: {name, parameters}}"
+            names.append(fn["name"])
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and (choice.get("function") or {}).get("name") not in names:
+        return f"tool_choice names a function that is not in tools: {choice}"
+    if choice is not None and not tools:
+        return "tool_choice is only allowed when tools are specified"
+    call_ids: set[str] = set()
+    for i, m in enumerate(body["messages"]):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool", "developer"):
+            return f"messages[{i}]: invalid role"
+        for c in m.get("tool_calls") or []:
+            fn = c.get("function") if isinstance(c, dict) else None
+            if c.get("type") != "function" or not isinstance(fn, dict) or not isinstance(fn.get("arguments"), str):
+                return f"messages[{i}].tool_calls: each call needs type function and string arguments"
+            call_ids.add(str(c.get("id")))
+        if m.get("role") == "tool" and m.get("tool_call_id") not in call_ids:
+            return (f"messages[{i}]: messages with role 'tool' must be a response to a preceding message "
+                    "with 'tool_calls'")
+        content = m.get("content")
+        for p in content if isinstance(content, list) else []:
+            if p.get("type") == "image_url":
+                url = str((p.get("image_url") or {}).get("url", ""))
+                if url.startswith("data:"):
+                    head, _, payload = url.partition(",")
+                    try:
+                        base64.b64decode(payload, validate=True)
+                    except binascii.Error:
+                        return f"messages[{i}]: invalid base64 image data"
+                    if not head.endswith(";base64") or not head[5:].startswith("image/"):
+                        return f"messages[{i}]: invalid image data URI"
+                elif not url.startswith(("http://", "https://")):
+                    return f"messages[{i}]: image_url must be a URL or a data URI, got {url[:40]!r}"
+            elif p.get("type") != "text":
+                return f"messages[{i}]: unknown content part type {p.get('type')!r}"
+    return None
 
 
 @dataclass
@@ -166,6 +237,9 @@ class FakeOpenAI(BackgroundServer):
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(Reply(status=400, error_message="'messages' is a required list"))
         seq = self._record(request, body)
+        problem = check_request(body)
+        if problem is not None:
+            return _error(Reply(status=400, error_message=problem))
         with self._lock:
             spec, latency = self._pick(body), self.latency_ms
         reply = _as_reply(spec, body)
@@ -196,19 +270,31 @@ def completion(body: dict, reply: Reply, seq: int = 1) -> dict:
     want_logprobs = bool(body.get("logprobs"))
     top_n = int(body.get("top_logprobs") or 0)
     choices = []
+    calls = [
+        {"id": str(c.get("id") or f"call_{seq}_{i}"), "type": "function",
+         "function": {"name": c["name"], "arguments": c["arguments"] if isinstance(c.get("arguments"), str)
+                      else json.dumps(c.get("arguments") or {})}}
+        for i, c in enumerate(reply.tool_calls or [])
+    ]
+    if calls and reply.content is None:
+        texts = [None]
     for index in range(max(1, int(body.get("n") or 1))):
-        text = str(texts[index % len(texts)])
+        text = texts[index % len(texts)]
+        text = None if text is None else str(text)
         lp = (
-            {"content": token_logprobs(text, reply.logprobs, top_n), "refusal": None}
+            {"content": token_logprobs(text or "", reply.logprobs, top_n), "refusal": None}
             if want_logprobs
             else None
         )
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        if calls:
+            message["tool_calls"] = calls
         choices.append(
             {
                 "index": index,
-                "message": {"role": "assistant", "content": text, "refusal": None},
+                "message": message,
                 "logprobs": lp,
-                "finish_reason": reply.finish_reason,
+                "finish_reason": reply.finish_reason or ("tool_calls" if calls else "stop"),
             }
         )
     prompt = sum(
@@ -216,7 +302,8 @@ def completion(body: dict, reply: Reply, seq: int = 1) -> dict:
     )
     usage = {
         "prompt_tokens": prompt,
-        "completion_tokens": sum(_count_tokens(c["message"]["content"]) for c in choices),
+        "completion_tokens": sum(_count_tokens(c["message"]["content"] or "")
+                                 + sum(_count_tokens(t["function"]["arguments"]) for t in calls) for c in choices),
     }
     usage.update(reply.usage or {})
     usage.setdefault("total_tokens", usage["prompt_tokens"] + usage["completion_tokens"])
@@ -296,7 +383,7 @@ def _error(reply: Reply) -> web.Response:
 
 def _text_of(content: Any) -> str:
     if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
     return "" if content is None else str(content)
 
 

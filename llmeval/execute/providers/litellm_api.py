@@ -55,6 +55,10 @@ async def acomplete(
         kwargs["api_base"] = api_base
     if api_key:
         kwargs["api_key"] = api_key
+    if kwargs.get("tools"):
+        # litellm 1.106 sends any request with tools through its MCP gateway check first, which
+        # imports the optional `mcp` package and fails without it; our tools are plain functions.
+        kwargs["_skip_mcp_handler"] = True
     try:
         resp = await litellm.acompletion(
             model=model, messages=messages, timeout=timeout, num_retries=0, max_retries=0, **kwargs
