@@ -52,7 +52,7 @@ def render(source: str, variables: dict[str, Any]) -> str:
         return compile_template(source).render(variables)
     except UndefinedError as e:
         raise ConfigError(
-            f"template error: {e.message}", hint="available: input, expected, contexts, vars, id, tags"
+            f"template error: {e.message}", hint="available: input, expected, contexts, vars, id, tags, messages"
         ) from None
     except SecurityError as e:
         raise ConfigError(f"template blocked by the sandbox: {e}") from None

@@ -56,18 +56,25 @@ def has_images(messages: list[dict[str, Any]] | None) -> bool:
                for m in messages or [])
 
 
-def recorded_messages(messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-    """The messages without image bytes or local file locations (results.jsonl, cache keys)."""
+def recorded_messages(messages: list[dict[str, Any]] | None, drop: tuple[str, ...] = _PRIVATE
+                      ) -> list[dict[str, Any]] | None:
+    """The messages without image bytes or local file locations (what results.jsonl records)."""
     if messages is None:
         return None
     out = []
     for m in messages:
         content = m.get("content")
         if isinstance(content, list):
-            m = {**m, "content": [{k: v for k, v in p.items() if k not in _PRIVATE} if p.get("type") == "image"
+            m = {**m, "content": [{k: v for k, v in p.items() if k not in drop} if p.get("type") == "image"
                                   else p for p in content]}
         out.append(m)
     return out
+
+
+def key_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages as a cache key sees them: an image is its sha256 (the same bytes under another
+    path are the same question); text-only messages are unchanged."""
+    return recorded_messages(messages, (*_PRIVATE, "path", "bytes")) or []
 
 
 def wire_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -33,11 +33,13 @@ class Case:
             "contexts": self.contexts or [],
             "tags": list(self.tags),
             "vars": self.vars,
+            # The conversation (a single input as one user message), e.g. for an HTTP chat endpoint.
+            "messages": self.messages if self.messages is not None else [{"role": "user", "content": self.input}],
             **{k: v for k, v in self.vars.items() if k not in _RESERVED},
         }
 
 
-_RESERVED = {"id", "input", "expected", "contexts", "tags", "vars"}
+_RESERVED = {"id", "input", "expected", "contexts", "tags", "vars", "messages"}
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,7 @@ class Result:
     passed: bool | None = None
     tags: list[str] = field(default_factory=list)
     messages: list[dict[str, Any]] | None = None
-    """The conversation sent (images as path and sha256, never their bytes); None for a single input."""
+    """The case's conversation (images as path and sha256, never their bytes); None for a single input."""
     tool_calls: list[ToolCall] = field(default_factory=list)
     expected_tool_calls: list[ToolCall] | None = None
 

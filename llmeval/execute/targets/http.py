@@ -81,7 +81,7 @@ class HttpTarget(Target):
         try:
             output = json_path(doc, h.output)
             contexts = json_path(doc, h.contexts) if h.contexts else None
-            calls = json_path(doc, h.tool_calls) if h.tool_calls else None
+            calls = _tool_calls_at(doc, h.tool_calls) if h.tool_calls else None
         except KeyError as e:
             raise TargetCallError("bad_response", f"path {e.args[0]}") from None
         try:
@@ -100,6 +100,16 @@ class HttpTarget(Target):
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def _tool_calls_at(doc: Any, path: str) -> Any:
+    """The tool calls at `path`; none when only its last key is absent (APIs leave it out of an
+    answer that calls no tool), a KeyError when the path is wrong before that."""
+    parent, _, last = path.rpartition(".")
+    holder = json_path(doc, parent) if parent else doc
+    if isinstance(holder, dict) and last not in holder and "[" not in last:
+        return None
+    return json_path(doc, path)
 
 
 def _json(v: Any) -> str:

@@ -8,7 +8,7 @@ from llmeval.config.secrets import SECRET_FIELDS
 from llmeval.config.templates import render
 from llmeval.execute.providers.chat import acomplete
 from llmeval.execute.targets.base import Target
-from llmeval.results.messages import recorded_messages, wire_messages
+from llmeval.results.messages import key_messages, recorded_messages, wire_messages
 from llmeval.results.records import Case, TargetResponse
 
 IMAGE_TOKENS = 765
@@ -64,7 +64,7 @@ class ModelTarget(Target):
         # hashed into the key, never stored. The api_key cannot change an answer: left out.
         # An image joins the key by its sha256 (the bytes it stands for), not by where it lies.
         identity = {"kind": self.kind, "model": request["model"], "api_base": self.spec.api_base,
-                    "messages": recorded_messages(request["messages"]), "params": params}
+                    "messages": key_messages(request["messages"]), "params": params}
         for key in ("tools", "tool_choice"):
             if key in request:
                 identity[key] = request[key]
