@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 TARGET_LEVEL = frozenset({"pass_rate", "errors", "cost_usd", "latency_p50", "latency_p95", "tokens_prompt",
                           "tokens_completion"})
@@ -236,11 +236,21 @@ class ToolCallSpec(Strict):
         return v
 
 
+def _content_kind(v: Any) -> str:
+    return "Parts" if isinstance(v, list) else "Text"
+
+
+Content = Annotated[Annotated[str, Tag("Text")] | Annotated[list[ContentPart], Tag("Parts")],
+                    Discriminator(_content_kind)]
+"""A message's content: a string, or a list of parts (only the one given is checked, so an error
+in a part is reported once, at the part)."""
+
+
 class MessageSpec(Strict):
     """One message of a case's conversation."""
 
     role: Literal["system", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None
+    content: Content | None = None
     name: str | None = None
     tool_calls: list[ToolCallSpec] | None = None
     """On an assistant message: the tools it called."""
@@ -361,7 +371,8 @@ class SuiteSpec(Strict):
 
 def suite_json_schema() -> dict[str, Any]:
     """The JSON Schema of suite files, for editor validation."""
-    schema = SuiteSpec.model_json_schema()
+    schema = SuiteSpec.model_json_schema(by_alias=True)
+    schema["patternProperties"] = {"^x-": {}}  # blocks for YAML anchors, ignored by llmeval
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "llmeval suite"
     return schema
