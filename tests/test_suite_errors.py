@@ -222,7 +222,7 @@ def test_undefined_template_variable_is_an_error_at_load() -> None:
     assert validate("suite.yaml") == (
         2,
         "suite.yaml:5:13: template error: 'inptu' is undefined (rendering case 'a')\n"
-        "  hint: available: input, expected, contexts, vars, id, tags\n",
+        "  hint: available: input, expected, contexts, vars, id, tags, messages\n",
     )
 
 
