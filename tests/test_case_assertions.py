@@ -146,7 +146,8 @@ def test_per_case_metrics_show_in_every_report() -> None:
     ("- {id: a, input: x, assert: [exact_match]}",
      "suite.yaml:5:32: metric 'exact_match' needs 'expected', but case 'a' (line 5) has none\n"
      "  hint: add `expected:` to every case (or map it with dataset.fields), or remove the metric\n"),
-    ("- {id: a, input: x, assert: [{contains: y}]}\n- {id: b, input: x, assert: [{regex: {pattern: y, name: contains}}]}",
+    ("- {id: a, input: x, assert: [{contains: y}]}\n"
+     "- {id: b, input: x, assert: [{regex: {pattern: y, name: contains}}]}",
      "suite.yaml:6:32: the score 'contains' is a contains assertion in case 'a' but a regex one here\n"
      "  hint: one score name means one metric: give this one another `name:`\n"),
     ("- {id: a, input: x, assert: [{geval: {criteria: ok}}]}",

@@ -59,8 +59,8 @@ CASES = """\
 
 def script(fake: FakeOpenAI) -> None:
     fake.script("order A1", Reply(tool_calls=[{"name": "lookup_order", "arguments": {"order_id": "A1"}}]))
-    fake.script("order B2", Reply(content="Let me check.",
-                                  tool_calls=[{"name": "lookup_order", "arguments": {"order_id": "B9", "verbose": True}}]))
+    b9 = {"name": "lookup_order", "arguments": {"order_id": "B9", "verbose": True}}
+    fake.script("order B2", Reply(content="Let me check.", tool_calls=[b9]))
 
 
 def test_tools_are_sent_and_the_calls_recorded_and_scored(fake_openai: FakeOpenAI) -> None:
