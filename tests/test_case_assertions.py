@@ -163,3 +163,25 @@ def test_validate_counts_a_valid_assertion() -> None:
     mod = module(UPPER)
     code, out = validate(suite(mod, "- {id: a, input: x, assert: [{not_icontains: q}]}"))
     assert (code, out) == (0, "ok: suite.yaml (1 cases, 1 targets, 1 metrics, 0 gates)\n")
+
+
+def test_rescore_and_merge_keep_per_case_metrics() -> None:
+    mod = module(UPPER)
+    Path("suite.yaml").write_text(suite(mod, """\
+        - {id: a, input: yes, assert: [{contains: YES}]}
+        - {id: b, input: no}
+        - {id: c, input: ok, assert: [{contains: NOPE}]}
+        """), encoding="utf-8")
+    for shard in ("1/2", "2/2"):
+        assert CliRunner().invoke(app, ["run", "suite.yaml", "-o", "shards", "-q", "--shard", shard]).exit_code == 0
+    res = CliRunner().invoke(app, ["merge", *map(str, sorted(Path("shards").iterdir())), "-o", "merged", "-q"])
+    assert res.exit_code == 0, res.output
+    [merged] = Path("merged").iterdir()
+    res = CliRunner().invoke(app, ["rescore", str(merged), "-o", "rescored"])
+    assert res.exit_code == 0, res.output
+    [rescored] = Path("rescored").iterdir()
+    for run_dir in (merged, rescored):
+        summary = json.loads((run_dir / "run.json").read_text())["summary"]["up"]["contains"]
+        assert (summary["mean"], summary["n_cases"], summary["scope"]) == (0.5, 2, "case")
+        rows = {r["case_id"]: r for r in map(json.loads, (run_dir / "results.jsonl").read_text().splitlines())}
+        assert "contains" not in rows["b"]["scores"] and rows["c"]["scores"]["contains"]["value"] == 0.0
