@@ -119,14 +119,14 @@ def _row_cases(row: dict[str, Any], fields: dict[str, str], n: int, extra_tags: 
     conversation = row.get(fields["messages"])
     if _is_missing(conversation):
         return [case]
-    specs = parse_messages(conversation)
     values = {"id": row.get(fields["id"]) if not _is_missing(row.get(fields["id"])) else None,
               "input": case.input, "expected": case.expected, "contexts": case.contexts,
-              "tags": list(case.tags), "vars": case.vars, "has_input": case.input is not None,
-              "has_expected": case.expected is not None}
-    if score == "each_turn":
-        values["has_input"] = False
-    return conversation_cases(values, specs, score, case.metadata, base_dir, locate)
+              "tags": list(case.tags), "vars": case.vars,
+              "has_input": case.input is not None and score != "each_turn", "has_expected": case.expected is not None}
+    try:
+        return conversation_cases(values, parse_messages(conversation), score, case.metadata, base_dir, locate)
+    except ConfigError as e:
+        raise ConfigError(f"row {n + 1}: {e.message}", hint=e.hint) from None
 
 
 def _row_case(row: dict[str, Any], fields: dict[str, str], n: int, extra_tags: list[str]) -> Case:

@@ -9,9 +9,10 @@ whose reference is the case's `expected`."""
 from __future__ import annotations
 
 import hashlib
-import mimetypes
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +55,16 @@ def parse_messages(value: Any) -> list[MessageSpec]:
     if type(value).__name__ == "ndarray":
         value = value.tolist()
     try:
-        return TypeAdapter(list[MessageSpec]).validate_python(value)
+        return _conversation_adapter().validate_python(value)
     except ValidationError as e:
         err = e.errors()[0]
         where = dotted(("messages", *err["loc"]))
         raise ConfigError(f"{where}: {err['msg'].removeprefix('Value error, ')}") from None
+
+
+@lru_cache(maxsize=1)
+def _conversation_adapter() -> TypeAdapter[list[MessageSpec]]:
+    return TypeAdapter(list[MessageSpec])
 
 
 def message_dicts(specs: list[MessageSpec], base_dir: Path, locate: Locate) -> list[dict[str, Any]]:
@@ -108,19 +114,26 @@ def _part(part: dict[str, Any], base_dir: Path, locate: Locate, loc: tuple[Any, 
 
 def _image_file(path: str, base_dir: Path, locate: Locate, loc: tuple[Any, ...]) -> dict[str, Any]:
     p = Path(path.removeprefix("file://")).expanduser()
-    file = p if p.is_absolute() else base_dir / p
+    file = Path(os.path.abspath(p if p.is_absolute() else base_dir / p))  # abspath: no stat per symlink
     try:
-        data = file.read_bytes()
+        stat = file.stat()
+        media_type, digest = _read_image(str(file), stat.st_mtime_ns, stat.st_size)
     except FileNotFoundError:
-        raise ConfigError(f"image file not found: {path} (looked in {file.parent.resolve()})",
+        raise ConfigError(f"image file not found: {path} (looked in {file.parent})",
                           *locate(loc + ("path",)), hint="image paths are relative to the suite's folder") from None
     except OSError as e:
         raise ConfigError(f"cannot read image {path}: {e.strerror or e}", *locate(loc + ("path",))) from None
-    media_type = media_type_of(data, file.name)
     if media_type is None:
         raise ConfigError(f"{path} is not a PNG, JPEG, GIF or WebP image", *locate(loc + ("path",)))
-    return {"path": path, "file": str(file.resolve()), "sha256": hashlib.sha256(data).hexdigest(),
-            "media_type": media_type, "bytes": len(data)}
+    return {"path": path, "file": str(file), "sha256": digest, "media_type": media_type, "bytes": stat.st_size}
+
+
+@lru_cache(maxsize=1024)
+def _read_image(file: str, mtime_ns: int, size: int) -> tuple[str | None, str]:
+    """(media type, sha256) of a file, read once however many cases show it."""
+    with open(file, "rb") as f:
+        data = f.read()
+    return media_type_of(data), hashlib.sha256(data).hexdigest()
 
 
 def _inline(url: str, locate: Locate, loc: tuple[Any, ...]) -> dict[str, Any]:
@@ -138,15 +151,12 @@ def _inline(url: str, locate: Locate, loc: tuple[Any, ...]) -> dict[str, Any]:
             "bytes": len(data), "data": url}
 
 
-def media_type_of(data: bytes, name: str) -> str | None:
-    """The image type from the file's first bytes (the name's suffix only when they say nothing)."""
+def media_type_of(data: bytes) -> str | None:
+    """The image type from the file's first bytes (whatever its name says), None for other files."""
     for magic, kind in MEDIA_TYPES.items():
         if data.startswith(magic):
             return kind
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    guess = mimetypes.guess_type(name)[0]
-    return None if guess is None or not guess.startswith("image/") or data[:1] in (b"<", b"{") else guess
+    return "image/webp" if data[:4] == b"RIFF" and data[8:12] == b"WEBP" else None
 
 
 def split_turns(messages: list[dict[str, Any]], score: str, expected: str | list[str] | None,
