@@ -202,3 +202,13 @@ def test_each_turn_needs_a_conversation() -> None:
     res = CliRunner().invoke(app, ["validate", "suite.yaml"])
     assert (res.exit_code, res.output) == (
         2, "suite.yaml:4:5: cases[0]: score: each_turn needs `messages:` (a conversation)\n")
+
+
+def test_a_bad_conversation_in_a_dataset_names_its_row() -> None:
+    Path("chats.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "a"}]}) + "\n"
+                                   + json.dumps({"messages": [{"role": "robot", "content": "b"}]}) + "\n")
+    Path("suite.yaml").write_text("name: c\ntargets: [{id: p, python: 'x:y'}]\ndataset: {path: chats.jsonl}\n")
+    res = CliRunner().invoke(app, ["validate", "suite.yaml"])
+    assert (res.exit_code, res.output) == (2, (
+        "suite.yaml:3:17: chats.jsonl: row 2: messages[0].role: Input should be 'system', 'user', 'assistant' "
+        "or 'tool'\n"))
