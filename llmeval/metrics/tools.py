@@ -64,11 +64,11 @@ class ToolCalled(Metric):
         what = f"'{o.tool}'" if o.tool else "a tool"
         if not calls:
             return Score(0.0, False, f"{what} was not called (calls: {_calls_text(sample.tool_calls)})")
-        problems = [p for c in calls if (p := self._problem(c)) is not None]
-        if len(problems) == len(calls):
-            return Score(0.0, False, f"{what} was called, but not as required: {'; '.join(problems)}",
+        checked = [(c, self._problem(c)) for c in calls]
+        ok = next((c for c, problem in checked if problem is None), None)
+        if ok is None:
+            return Score(0.0, False, f"{what} was called, but not as required: {'; '.join(p for _, p in checked if p)}",
                          {"calls": [c.to_dict() for c in calls]})
-        ok = next(c for c in calls if self._problem(c) is None)
         return Score(1.0, True, f"called {call_text(ok)}", {"call": ok.to_dict()})
 
     def _problem(self, call: ToolCall) -> str | None:
