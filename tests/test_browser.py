@@ -92,3 +92,47 @@ def test_report_opens_in_chromium_and_its_filters_work(tmp_path: Path) -> None:
     assert problems == []
     assert [u for u in requests if not u.startswith("file://")] == []
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_conversations_tool_calls_and_epochs_show_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from typer.testing import CliRunner
+
+    from llmeval.cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "agent_app.py").write_text(
+        "def answer(case):\n"
+        "    if case.messages:\n"
+        "        return {'output': None, 'tool_calls': [{'name': 'lookup_order', 'arguments': {'order_id': 'A1'}}]}\n"
+        "    return 'ok'\n")
+    (tmp_path / "suite.yaml").write_text(
+        "name: agent\ntargets: [{id: bot, python: 'agent_app:answer'}]\ncases:\n"
+        "  - id: chat\n    messages:\n      - {role: user, content: Hi there}\n"
+        "      - {role: assistant, content: Hello! How can I help?}\n      - {role: user, content: Where is A1?}\n"
+        "    assert: [{tool_called: lookup_order}]\n  - {id: plain, input: hi}\n")
+    res = CliRunner().invoke(app, ["run", "suite.yaml", "-o", "runs", "-q", "--epochs", "2", "--format", "html"])
+    assert res.exit_code == 0, res.output
+    [run_dir] = (tmp_path / "runs").iterdir()
+    problems: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+        page.goto((run_dir / "report.html").as_uri())
+        page.wait_for_selector("body[data-ready='1']")
+        assert page.locator("#case-table thead th").all_inner_texts()[:4] == ["#", "case", "epoch", "input"]
+        rows = page.locator("#case-table tbody tr.row")
+        assert rows.count() == 4
+        chat = rows.filter(has_text="Where is A1?").first
+        assert '→ lookup_order({"order_id": "A1"})' in chat.inner_text()
+        assert "💬 3 messages" in chat.inner_text()
+        chat.click()
+        detail = page.locator("tr.detailrow").inner_text()
+        assert detail.startswith("Conversation (the messages before the answer)\nuser:\nHi there\nassistant:\n"
+                                 "Hello! How can I help?\nuser:\nWhere is A1?\nInput\nWhere is A1?\n")
+        assert 'Tool calls (1)\nlookup_order({"order_id": "A1"})\n' in detail
+        assert page.locator("#flaky h2").inner_text() == "Flakiness across epochs"
+        browser.close()
+    assert problems == []

@@ -191,3 +191,25 @@ def test_rag_scripted_faults_then_recovery(fake_rag: FakeRAG) -> None:
     assert responses[0].headers["retry-after"] == "1"
     assert responses[2].json()["sources"][0]["id"] == "gift-cards"
     assert httpx.post(f"{fake_rag.url}/ask", json={"top_k": 2}, timeout=5).status_code == 400
+
+
+def test_the_fake_answers_with_tool_calls_and_rejects_what_openai_would(fake_openai: FakeOpenAI) -> None:
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    fake_openai.script("order", Reply(tool_calls=[{"name": "lookup", "arguments": {"id": 7}}]))
+    message = chat(fake_openai, "my order", tools=tools).json()["choices"][0]
+    assert message["finish_reason"] == "tool_calls" and message["message"]["content"] is None
+    [call] = message["message"]["tool_calls"]
+    assert (call["type"], call["function"]) == ("function", {"name": "lookup", "arguments": '{"id": 7}'})
+
+    def post(messages: list[dict], **params: object) -> httpx.Response:
+        body = {"model": "fake-model", "messages": messages, **params}
+        return httpx.post(f"{fake_openai.base_url}/chat/completions", json=body, timeout=5)
+
+    orphan = post([{"role": "user", "content": "x"}, {"role": "tool", "tool_call_id": "c1", "content": "y"}])
+    assert orphan.status_code == 400 and "must be a response to a preceding message" in orphan.text
+    assert post([{"role": "user", "content": "x"}], tool_choice="auto").status_code == 400
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@"}}
+    assert post([{"role": "user", "content": [image]}]).status_code == 400
+    png = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    ok = post([{"role": "user", "content": [{"type": "text", "text": "look"}, png]}])
+    assert ok.json()["choices"][0]["message"]["content"] == "ECHO: look [image image/png 8 bytes]"

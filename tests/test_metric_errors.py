@@ -212,12 +212,12 @@ def test_reports_show_metric_errors_per_case_and_per_metric(tmp_path: Path) -> N
 
 def raising_suite() -> None:
     Path("metrics").mkdir()
-    Path("metrics/flaky.py").write_text(textwrap.dedent("""\
+    Path("metrics/brittle.py").write_text(textwrap.dedent("""\
         from llmeval import register_metric
 
 
-        @register_metric('flaky')
-        def flaky(result):
+        @register_metric('brittle')
+        def brittle(result):
             \"\"\"Breaks on case c3.\"\"\"
             if result.case_id == "c3":
                 raise ZeroDivisionError("division by zero")
@@ -226,7 +226,7 @@ def raising_suite() -> None:
     Path("out.jsonl").write_text("".join(json.dumps({"id": f"c{i}", "output": "x"}) + "\n" for i in range(8)))
     cases = ", ".join(f"{{id: c{i}, input: q}}" for i in range(8))
     Path("suite.yaml").write_text(f"name: flaky\ntargets: [{{id: rec, outputs: out.jsonl}}]\ncases: [{cases}]\n"
-                                  "metrics: [flaky]\ngates: [{metric: flaky, min: 0.5, allow_missing: 1}]\n")
+                                  "metrics: [brittle]\ngates: [{metric: brittle, min: 0.5, allow_missing: 1}]\n")
 
 
 def test_the_console_summary_shows_metric_errors_and_the_first_reason() -> None:
@@ -234,9 +234,9 @@ def test_the_console_summary_shows_metric_errors_and_the_first_reason() -> None:
     res = invoke("run", "suite.yaml", "-o", "runs", "--format", "")
     assert res.exit_code == 0, res.output
     text = " ".join(res.stdout.split())  # rich wraps long lines at the terminal's width
-    assert "│ flaky │ 1.000 [1.00, 1.00] (1 error) │" in text and "│ metric errors │ 1 │" in text
-    assert "flaky on rec: 1 metric error; first: metric error: ZeroDivisionError: division by zero" in text
-    assert ("PASS rec: flaky = 1.000 (>= 0.500) 1 of 8 results have no flaky score: 1 metric error (first: metric "
+    assert "│ brittle │ 1.000 [1.00, 1.00] (1 error) │" in text and "│ metric errors │ 1 │" in text
+    assert "brittle on rec: 1 metric error; first: metric error: ZeroDivisionError: division by zero" in text
+    assert ("PASS rec: brittle = 1.000 (>= 0.500) 1 of 8 results have no brittle score: 1 metric error (first: metric "
             "error: ZeroDivisionError: division by zero) (allowed: 1)") in text
 
 
@@ -248,14 +248,14 @@ def test_merge_and_rescore_read_metric_errors_back() -> None:
     assert merged.exit_code == 0, merged.output
     [run_dir] = list(Path("merged").iterdir())
     m = json.loads((run_dir / "run.json").read_text())
-    assert (m["summary"]["rec"]["flaky"]["n_errors"], m["summary"]["rec"]["metric_errors"]) == (1, 1)
-    assert m["gates"][0]["note"].startswith("1 of 8 results have no flaky score")
+    assert (m["summary"]["rec"]["brittle"]["n_errors"], m["summary"]["rec"]["metric_errors"]) == (1, 1)
+    assert m["gates"][0]["note"].startswith("1 of 8 results have no brittle score")
     suite = ET.fromstring((run_dir / "junit.xml").read_text()).find("testsuite")
     assert (suite.get("tests"), suite.get("errors")) == ("9", "1")
     again = invoke("rescore", str(run_dir), "-o", "rescored", "-q", "--format", "", "--json")
     assert again.exit_code == 0, again.output
     summary = json.loads(again.stdout)["summary"]["rec"]
-    assert (summary["flaky"]["n_errors"], summary["metric_errors"], summary["pass_rate"]) == (1, 1, 0.875)
+    assert (summary["brittle"]["n_errors"], summary["metric_errors"], summary["pass_rate"]) == (1, 1, 0.875)
 
 
 # --- an empty expected answer ------------------------------------------------------------------

@@ -104,7 +104,7 @@ def test_dataset_row_without_the_input_column() -> None:
     result = invoke("validate", "suite.yaml")
     assert (result.exit_code, result.stderr) == (
         2, "suite.yaml:3:10: dataset row 1 has no column 'input' (columns: prompt)\n"
-           "  hint: map the input column with dataset.fields.input\n")
+           "  hint: map the input column with dataset.fields.input (or a conversation with fields.messages)\n")
 
 
 def test_dataset_with_invalid_json_line() -> None:

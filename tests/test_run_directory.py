@@ -55,9 +55,10 @@ def test_run_directory_has_the_manifest_and_one_line_per_result() -> None:
     rows = results(run_dir)
     assert [set(r) for r in rows] == [{"case_id", "target", "epoch", "input", "expected", "contexts", "output",
                                        "latency_ms", "usage", "cost_usd", "cached", "error", "scores", "passed",
-                                       "tags"}] * 3
+                                       "tags", "messages", "tool_calls", "expected_tool_calls"}] * 3
     b = next(r for r in rows if r["case_id"] == "b")
     assert (b["output"], b["passed"], b["tags"], b["error"]) == ("NO", False, ["slow"], None)
+    assert (b["messages"], b["tool_calls"], b["expected_tool_calls"]) == (None, [], None)
     assert b["scores"] == {"exact_match": {"value": 0.0, "passed": False, "reason": "output differs from expected",
                                            "details": {}}}
 

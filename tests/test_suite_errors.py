@@ -222,7 +222,7 @@ def test_undefined_template_variable_is_an_error_at_load() -> None:
     assert validate("suite.yaml") == (
         2,
         "suite.yaml:5:13: template error: 'inptu' is undefined (rendering case 'a')\n"
-        "  hint: available: input, expected, contexts, vars, id, tags\n",
+        "  hint: available: input, expected, contexts, vars, id, tags, messages\n",
     )
 
 
@@ -251,7 +251,7 @@ def test_gate_on_unknown_metric() -> None:
 
 def test_gate_without_a_bound() -> None:
     write(TARGET + "cases:\n  - input: hi\ngates:\n  - {metric: pass_rate}\n")
-    assert validate("suite.yaml") == (2, "suite.yaml:8:5: gates[0]: a gate needs min, max or max_drop\n")
+    assert validate("suite.yaml") == (2, "suite.yaml:8:5: gates[0]: a gate needs min, max, max_drop or max_flaky\n")
 
 
 def test_duplicate_case_ids() -> None:

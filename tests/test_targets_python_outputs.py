@@ -105,7 +105,7 @@ def test_python_callable_returning_the_wrong_type() -> None:
         cases: [{{id: a, input: x}}, {{id: b, input: y}}]
         """)
     assert ran.by_case["a"]["error"] == {"type": "bad_response",
-                                         "message": "expected a str or a dict with 'output', got int"}
+                                         "message": "expected a str or a dict with 'output' (or 'tool_calls'), got int"}
 
 
 def test_python_module_that_cannot_be_imported_is_a_config_error() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 TARGET_LEVEL = frozenset({"pass_rate", "errors", "cost_usd", "latency_p50", "latency_p95", "tokens_prompt",
                           "tokens_completion"})
@@ -46,11 +46,54 @@ class HttpSpec(Strict):
     """Path to the answer in the JSON response, e.g. `answer` or `choices[0].text`."""
     contexts: str | None = None
     """Path to the retrieved passages, e.g. `sources[*].text`."""
+    tool_calls: str | None = None
+    """Path to the tool calls the service made, e.g. `tool_calls` or `choices[0].message.tool_calls`
+    (each `{name, arguments}` or OpenAI's `{id, type, function: {name, arguments}}`)."""
 
 
-class TargetSpec(Strict):
-    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
-    """A short name for the system under test (letters, digits, `_ . -`)."""
+class Price(Strict):
+    """What a model costs per 1,000 tokens, for models litellm has no price for (self-hosted ones)."""
+
+    prompt_per_1k: float = Field(ge=0)
+    """US dollars per 1,000 prompt tokens."""
+    completion_per_1k: float = Field(ge=0)
+    """US dollars per 1,000 completion tokens."""
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """The cost in US dollars of this many tokens."""
+        return prompt_tokens / 1000 * self.prompt_per_1k + completion_tokens / 1000 * self.completion_per_1k
+
+
+class FunctionSpec(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    """The function's name (letters, digits, `_`, `-`; at most 64)."""
+    description: str | None = None
+    parameters: dict[str, Any] = {"type": "object", "properties": {}}
+    """A JSON Schema of the arguments."""
+    strict: bool | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _valid_schema(cls, v: dict[str, Any]) -> dict[str, Any]:
+        import jsonschema
+
+        try:
+            jsonschema.validators.validator_for(v).check_schema(v)
+        except jsonschema.SchemaError as e:
+            raise ValueError(f"invalid JSON Schema: {e.message}") from None
+        return v
+
+
+class ToolSpec(Strict):
+    """A tool the model may call, in OpenAI's schema: `{type: function, function: {name, parameters}}`."""
+
+    type: Literal["function"] = "function"
+    function: FunctionSpec
+
+
+class ProviderSpec(Strict):
+    """Settings a target can take from a named entry of the suite's `providers:` (`extends: NAME`)."""
+
     model: str | None = None
     """A litellm model string (`openai/gpt-4o-mini`) or `local/<path|id|smollm2-135m>`."""
     system: str | None = None
@@ -68,10 +111,23 @@ class TargetSpec(Strict):
     python: str | None = None
     """`module:function`, called with the case; returns a string or {output, contexts}."""
     outputs: str | None = None
-    """A JSONL file of recorded outputs keyed by case id: `{id, output, contexts?}`."""
+    """A JSONL file of recorded outputs keyed by case id: `{id, output, contexts?, tool_calls?}`."""
     concurrency: int | None = Field(None, ge=1, le=1024)
     timeout_s: float | None = Field(None, gt=0)
     retries: int | None = Field(None, ge=0, le=20)
+    tools: list[ToolSpec] | None = None
+    """Tools the model may call (OpenAI schema); the calls it makes are recorded and scored."""
+    tool_choice: str | dict[str, Any] | None = None
+    """`auto`, `none`, `required`, a tool's name, or OpenAI's `{type: function, function: {name}}`."""
+    price: Price | None = None
+    """Cost per 1,000 tokens, for cost_usd and --dry-run estimates (overrides litellm's price list)."""
+
+
+class TargetSpec(ProviderSpec):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    """A short name for the system under test (letters, digits, `_ . -`)."""
+    extends: str | None = None
+    """The name of a `providers:` entry whose settings this target starts from."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> TargetSpec:
@@ -80,12 +136,40 @@ class TargetSpec(Strict):
             found = ", ".join(kinds) if kinds else "none"
             raise ValueError(f"a target needs exactly one of model, http, python, outputs (found: {found})")
         if kinds[0] != "model":
-            extra = [k for k in ("system", "prompt", "messages", "api_base", "api_key") if getattr(self, k)]
+            model_only = ("system", "prompt", "messages", "api_base", "api_key", "tools", "tool_choice")
+            extra = [k for k in model_only if getattr(self, k)]
             if extra or self.params:
                 raise ValueError(f"{', '.join(extra or ['params'])} only apply to model targets")
+        if self.price is not None and kinds[0] not in ("model", "python"):
+            raise ValueError("price only applies to model and python targets (the ones that report token usage)")
         if self.prompt is not None and self.messages is not None:
             raise ValueError("give either prompt (with optional system) or messages, not both")
+        for key in ("tools", "tool_choice"):
+            if key in self.params:
+                raise ValueError(f"put `{key}:` on the target itself, not in params (it is checked there)")
+        if self.tool_choice is not None:
+            self.tool_choice_param()  # raises ValueError for an unknown tool
         return self
+
+    def tool_choice_param(self) -> str | dict[str, Any] | None:
+        """tool_choice as the API takes it: a mode, or `{type: function, function: {name}}`."""
+        choice = self.tool_choice
+        if choice is None:
+            return None
+        names = [t.function.name for t in self.tools or []]
+        if not names:
+            raise ValueError("tool_choice needs tools")
+        if isinstance(choice, str):
+            if choice in ("auto", "none", "required"):
+                return choice
+            choice = {"type": "function", "function": {"name": choice}}
+        name = (choice.get("function") or {}).get("name") if isinstance(choice.get("function"), dict) else None
+        if choice.get("type") != "function" or not name:
+            raise ValueError("tool_choice must be auto, none, required, a tool name, or "
+                             "{type: function, function: {name: ...}}")
+        if name not in names:
+            raise ValueError(f"tool_choice names '{name}', which is not among the tools ({', '.join(names)})")
+        return choice
 
     @property
     def kind(self) -> str:
@@ -101,28 +185,136 @@ class JudgeSpec(Strict):
     concurrency: int | None = Field(None, ge=1, le=1024)
     timeout_s: float | None = Field(None, gt=0)
     retries: int | None = Field(None, ge=0, le=20)
+    price: Price | None = None
+    """Cost per 1,000 tokens of the judge model (overrides litellm's price list)."""
+
+
+class ContentPart(Strict):
+    """A part of a message's content: `{type: text, text}`, an image `{type: image, path | url}`
+    (a file relative to the suite, sent as a data URI; or a URL), or OpenAI's `{type: image_url,
+    image_url: {url}}`."""
+
+    type: Literal["text", "image", "image_url"]
+    text: str | None = None
+    path: str | None = None
+    """An image file, relative to the suite's folder."""
+    url: str | None = None
+    """An image URL (http, https or data:)."""
+    image_url: dict[str, Any] | None = None
+    detail: Literal["auto", "low", "high"] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> ContentPart:
+        given = {k for k in ("text", "path", "url", "image_url") if getattr(self, k) is not None}
+        want = {"text": {"text"}, "image_url": {"image_url"}}.get(self.type)
+        if self.type == "image":
+            if len(given) != 1 or given & {"text", "image_url"}:
+                raise ValueError("an image part needs exactly one of path or url")
+        elif given != want:
+            raise ValueError(f"a {self.type} part needs `{next(iter(want or []))}:` and nothing else")
+        if self.type == "image_url" and not isinstance((self.image_url or {}).get("url"), str):
+            raise ValueError("image_url needs {url: ...}")
+        if self.type == "text" and self.detail is not None:
+            raise ValueError("detail applies to images only")
+        return self
+
+
+class ToolCallSpec(Strict):
+    """A tool call in a conversation: `{name, arguments}` (or OpenAI's `{id, type, function}`)."""
+
+    id: str | None = None
+    name: str
+    arguments: dict[str, Any] | str = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _openai_shape(cls, v: Any) -> Any:
+        if isinstance(v, dict) and isinstance(v.get("function"), dict) and v.get("type", "function") == "function":
+            fn = v["function"]
+            out = {k: x for k, x in v.items() if k not in ("type", "function")}
+            return {**out, **{k: x for k, x in fn.items()}}
+        return v
+
+
+def _content_kind(v: Any) -> str:
+    return "Parts" if isinstance(v, list) else "Text"
+
+
+Content = Annotated[Annotated[str, Tag("Text")] | Annotated[list[ContentPart], Tag("Parts")],
+                    Discriminator(_content_kind)]
+"""A message's content: a string, or a list of parts (only the one given is checked, so an error
+in a part is reported once, at the part)."""
+
+
+class MessageSpec(Strict):
+    """One message of a case's conversation."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: Content | None = None
+    name: str | None = None
+    tool_calls: list[ToolCallSpec] | None = None
+    """On an assistant message: the tools it called."""
+    tool_call_id: str | None = None
+    """On a tool message: the id of the call it answers."""
+
+    @model_validator(mode="after")
+    def _roles(self) -> MessageSpec:
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("only an assistant message can have tool_calls")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs tool_call_id (the id of the call it answers)")
+        if self.tool_call_id is not None and self.role != "tool":
+            raise ValueError("only a tool message has tool_call_id")
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError(f"a {self.role} message needs content")
+        if isinstance(self.content, list) and self.role != "user" and any(p.type != "text" for p in self.content):
+            raise ValueError("images go in user messages")
+        return self
 
 
 class CaseSpec(Strict):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, populate_by_name=True)
+
     id: str | None = None
     """Stable case id; derived from the input when absent."""
-    input: Any
+    input: Any = None
+    """What the target is given (required unless the case has `messages`)."""
     expected: str | list[str] | None = None
     """A reference answer or a list of references."""
     contexts: list[str] | None = None
     tags: list[str] = []
     vars: dict[str, Any] = {}
     metadata: dict[str, Any] = {}
+    messages: list[MessageSpec] | None = Field(None, min_length=1)
+    """A conversation (system, user, assistant, tool messages) sent to the target instead of `input`;
+    an assistant message is the reference answer of the turn it ends."""
+    score: Literal["final", "each_turn"] = "final"
+    """With messages: score the final answer only, or every assistant turn (each one a case of its own)."""
+    assert_: list[str | dict[str, Any]] = Field([], alias="assert")
+    """Metrics for this case only (names or one-key mappings, as in `metrics:`), added to the suite's."""
+
+    @model_validator(mode="after")
+    def _input_or_messages(self) -> CaseSpec:
+        if self.messages is None:
+            if "input" not in self.model_fields_set:
+                raise ValueError("a case needs `input:` or `messages:`")
+            if self.score != "final":
+                raise ValueError("score: each_turn needs `messages:` (a conversation)")
+        elif self.score == "each_turn" and "input" in self.model_fields_set:
+            raise ValueError("with score: each_turn each turn's input is its last user message; remove `input:`")
+        return self
 
 
 class DatasetSpec(Strict):
     path: str
     """.jsonl .json .csv .parquet (relative to the suite), or hf:NAME[:CONFIG]@SPLIT."""
-    fields: dict[Literal["id", "input", "expected", "contexts", "tags", "vars"], str] = {}
-    """Map case fields to dataset columns, e.g. {input: question, expected: answer}."""
+    fields: dict[Literal["id", "input", "expected", "contexts", "tags", "vars", "messages"], str] = {}
+    """Map case fields to dataset columns, e.g. {input: question, expected: answer, messages: conversation}."""
     limit: int | None = Field(None, ge=1)
     tags: list[str] = []
     """Tags added to every case of the dataset."""
+    score: Literal["final", "each_turn"] = "final"
+    """For rows with a conversation: score the final answer only, or every assistant turn."""
 
 
 class GateSpec(Strict):
@@ -141,6 +333,9 @@ class GateSpec(Strict):
     """On a metric score: how many results may have no score (a metric error, or no output because
     the target call failed) before the gate fails: a count (`2`) or a fraction of the results that
     should have a score (`0.05`). Default: none; not-applicable scores are never missing."""
+    max_flaky: float | None = Field(None, ge=0, le=1)
+    """With --epochs 2 or more: fail when more than this share of cases is flaky (passes in some
+    epochs, fails in others) on this metric, or on the whole case for `pass_rate`."""
     name: str | None = None
 
     @field_validator("allow_missing", mode="before")
@@ -156,8 +351,8 @@ class GateSpec(Strict):
 
     @model_validator(mode="after")
     def _has_bound(self) -> GateSpec:
-        if self.min is None and self.max is None and self.max_drop is None:
-            raise ValueError("a gate needs min, max or max_drop")
+        if self.min is None and self.max is None and self.max_drop is None and self.max_flaky is None:
+            raise ValueError("a gate needs min, max, max_drop or max_flaky")
         return self
 
 
@@ -167,6 +362,8 @@ class SuiteSpec(Strict):
     defaults: Defaults = Defaults()
     vars: dict[str, Any] = {}
     """Suite-wide template variables; `--var KEY=VALUE` overrides them."""
+    providers: dict[str, ProviderSpec] = {}
+    """Named target settings (model, api_base, params, price, ...) that targets take with `extends: NAME`."""
     targets: list[TargetSpec] = Field(min_length=1)
     judge: JudgeSpec | None = None
     cases: list[CaseSpec] = []
@@ -189,7 +386,8 @@ class SuiteSpec(Strict):
 
 def suite_json_schema() -> dict[str, Any]:
     """The JSON Schema of suite files, for editor validation."""
-    schema = SuiteSpec.model_json_schema()
+    schema = SuiteSpec.model_json_schema(by_alias=True)
+    schema["patternProperties"] = {"^x-": {}}  # blocks for YAML anchors, ignored by llmeval
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "llmeval suite"
     return schema

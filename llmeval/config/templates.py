@@ -52,7 +52,7 @@ def render(source: str, variables: dict[str, Any]) -> str:
         return compile_template(source).render(variables)
     except UndefinedError as e:
         raise ConfigError(
-            f"template error: {e.message}", hint="available: input, expected, contexts, vars, id, tags"
+            f"template error: {e.message}", hint="available: input, expected, contexts, vars, id, tags, messages"
         ) from None
     except SecurityError as e:
         raise ConfigError(f"template blocked by the sandbox: {e}") from None
@@ -60,9 +60,27 @@ def render(source: str, variables: dict[str, Any]) -> str:
         raise ConfigError(f"template error: {type(e).__name__}: {e}") from None
 
 
+def _whole_expression(source: str) -> str | None:
+    """The expression of a template that is one `{{ ... }}` and nothing else, else None."""
+    import re
+
+    m = re.fullmatch(r"\s*\{\{(.+?)\}\}\s*", source, re.S)
+    return m.group(1) if m and "{{" not in m.group(1) and "}}" not in m.group(1) else None
+
+
 def render_obj(obj: Any, variables: dict[str, Any]) -> Any:
-    """Render every string inside a JSON-like object (dict keys stay as they are)."""
+    """Render every string inside a JSON-like object (dict keys stay as they are). A string that is
+    a single `{{ expression }}` whose value is a list or a mapping (e.g. `"{{ messages }}"`) is
+    replaced by that value itself, so a request body can carry a conversation as JSON."""
     if isinstance(obj, str):
+        expr = _whole_expression(obj)
+        if expr is not None:
+            try:
+                value = _env().compile_expression(expr, undefined_to_none=False)(**variables)
+            except Exception:  # rendered below, which reports the error as a template error
+                value = None
+            if isinstance(value, (list, dict)):
+                return value
         return render(obj, variables)
     if isinstance(obj, dict):
         return {k: render_obj(v, variables) for k, v in obj.items()}

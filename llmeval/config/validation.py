@@ -60,7 +60,7 @@ def dotted(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(part, str) and (part[:1].isupper() or "[" in part or part.startswith("function")):
+        elif isinstance(part, str) and (part[:1].isupper() or "[" in part or part.startswith("function-")):
             continue  # union member tags such as 'str' or 'function-after[...]'
         else:
             out += f".{part}" if out else str(part)

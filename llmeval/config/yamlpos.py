@@ -61,7 +61,10 @@ def position(tree: Any, loc: tuple[Any, ...], key: bool = False) -> tuple[int, i
             child = node[part]
             if lc is not None:
                 at_key = key and i == len(loc) - 1
-                line, col = lc.key(part) if at_key else (_own(child) or lc.value(part))
+                try:
+                    line, col = lc.key(part) if at_key else (_own(child) or lc.value(part))
+                except KeyError:  # a key merged in from an anchor (`<<: *defaults`): the mapping's place
+                    pass
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             child = node[part]
             if lc is not None:

@@ -93,10 +93,26 @@ def check_missing(g: GateSpec, entry: dict[str, Any], result: GateResult) -> Gat
 def gate_name(g: GateSpec) -> str:
     if g.name:
         return g.name
-    bound = (
-        f">= {g.min:g}" if g.min is not None else (f"<= {g.max:g}" if g.max is not None else f"drop <= {g.max_drop:g}")
-    )
+    if g.min is not None:
+        bound = f">= {g.min:g}"
+    elif g.max is not None:
+        bound = f"<= {g.max:g}"
+    elif g.max_drop is not None:
+        bound = f"drop <= {g.max_drop:g}"
+    else:
+        bound = f"flaky <= {g.max_flaky:g}"
     return f"{g.metric} {bound}"
+
+
+def flaky_value(metric: str, entry: dict[str, Any]) -> tuple[float | None, str | None]:
+    """The flaky share a max_flaky gate checks in summary[target], and the note when there is none
+    (None for the note: not checked, because no case ran two or more epochs)."""
+    flaky = entry.get("flaky") if metric == "pass_rate" else (entry.get(metric) or {}).get("flaky")
+    if flaky is None:
+        return None, None
+    if flaky.get("rate") is None:
+        return None, f"no value: '{metric}' has no pass/fail per case (give it a threshold)"
+    return flaky["rate"], None
 
 
 def evaluate_gates(
@@ -132,6 +148,14 @@ def evaluate_gates(
                         out.append(GateResult(name, tid, g.metric, value, g.min, value >= g.min, "min", None, i))
                     if g.max is not None:
                         out.append(GateResult(name, tid, g.metric, value, g.max, value <= g.max, "max", None, i))
+            if g.max_flaky is not None:
+                rate, note = flaky_value(g.metric, entry)
+                if rate is None and note is None:
+                    out.append(GateResult(name, tid, g.metric, None, g.max_flaky, True, "max_flaky",
+                                          "not checked: needs two or more epochs (--epochs N)", i))
+                else:
+                    out.append(GateResult(name, tid, g.metric, rate, g.max_flaky,
+                                          rate is not None and rate <= g.max_flaky, "max_flaky", note, i))
             if g.max_drop is not None:
                 if regressions is None:
                     out.append(

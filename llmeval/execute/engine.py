@@ -13,6 +13,7 @@ from llmeval.errors import ConfigError, TargetCallError
 from llmeval.execute import faults
 from llmeval.execute.cache import ResponseCache, cache_key
 from llmeval.execute.targets.base import Target
+from llmeval.results.messages import recorded_messages
 from llmeval.results.records import CallStats, ErrorInfo, Result, TargetResponse, WorkItem
 
 T = TypeVar("T")
@@ -124,14 +125,19 @@ class Engine:
             request = target.prepare(case)
             key = cache_key(target.cache_identity(request), item.epoch) if target.cacheable else None
             hit = self.cache.get(key) if key else None
+            price = getattr(target.spec, "price", None)
             if hit is not None:
                 resp, latency, cached = TargetResponse.from_dict(hit["response"]), hit.get("latency_ms"), True
                 stats.cached += 1
+                if price is not None:  # the suite's price now, also for an answer cached under another
+                    resp.cost_usd = price.cost(resp.usage.prompt, resp.usage.completion)
             else:
                 stats.calls += 1
                 resp, latency = await call_with_retries(
                     lambda: target.send(request, case, policy.timeout_s), policy, stats
                 )
+                if price is not None:
+                    resp.cost_usd = price.cost(resp.usage.prompt, resp.usage.completion)
                 stats.usage.add(resp.usage)
                 stats.cost_usd += resp.cost_usd or 0.0
                 if key:
@@ -152,6 +158,8 @@ class Engine:
             contexts=resp.contexts if resp.contexts is not None else case.contexts,
             output=resp.output, latency_ms=None if latency is None else round(latency, 3),
             usage=resp.usage, cost_usd=resp.cost_usd, cached=cached, error=error, tags=list(case.tags),
+            messages=recorded_messages(case.messages), tool_calls=resp.tool_calls,
+            expected_tool_calls=case.expected_tool_calls,
         )
 
 

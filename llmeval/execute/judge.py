@@ -88,7 +88,7 @@ class Judge:
         hit = self.cache.get(key)
         if hit is not None:
             self.stats.cached += 1
-            return Completion.from_dict(hit)
+            return self._priced(Completion.from_dict(hit))
         async with self._sem:
             self.stats.calls += 1
             try:
@@ -101,7 +101,15 @@ class Judge:
             except Exception:
                 self.stats.errors += 1
                 raise
+        completion = self._priced(completion)
         self.stats.usage.add(completion.usage)
         self.stats.cost_usd += completion.cost_usd or 0.0
         self.cache.put(key, "judge", completion.to_dict())
+        return completion
+
+    def _priced(self, completion: Completion) -> Completion:
+        """The completion's cost from the judge's `price:` when it has one."""
+        price = self.spec.price if self.spec is not None else None
+        if price is not None:
+            completion.cost_usd = price.cost(completion.usage.prompt, completion.usage.completion)
         return completion

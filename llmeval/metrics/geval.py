@@ -23,11 +23,12 @@ from llmeval.metrics.judging import (
     json_list,
     render_prompt,
 )
+from llmeval.results.messages import transcript
 from llmeval.results.records import Completion, Result, Score
 
-Field_ = Literal["input", "output", "expected", "contexts"]
+Field_ = Literal["input", "output", "expected", "contexts", "tool_calls", "messages"]
 FORM_VARIABLES = frozenset({"name", "task", "criteria", "steps", "scale_min", "scale_max", "fields",
-                            "input", "output", "expected", "contexts"})
+                            "input", "output", "expected", "contexts", "tool_calls", "messages"})
 """What a custom `prompt` template may use."""
 DEFAULT_TASK = "an output that an AI system produced in response to an input"
 TOP_LOGPROBS = 20  # the most OpenAI-compatible APIs return
@@ -48,7 +49,8 @@ class FormSettings(BaseModel):
     scale: tuple[int, int] = (1, 5)
     """Lowest and highest score; the value is normalised to [0, 1]."""
     fields: list[Field_] = ["input", "output"]
-    """Which parts of the case the judge sees."""
+    """Which parts of the case the judge sees (also `tool_calls`: the calls the target made, and
+    `messages`: a conversation case's messages before the answer)."""
     samples: int = Field(10, ge=1, le=100)
     """Answers to average (temperature 1) when the judge returns no logprobs."""
     logprobs: bool = True
@@ -57,7 +59,8 @@ class FormSettings(BaseModel):
     """The task introduction: 'You will be given <task>.'"""
     prompt: str | None = None
     """A Jinja form template over name, task, criteria, steps, scale_min, scale_max, fields,
-    input, output, expected, contexts; the judge must still answer with the score first."""
+    input, output, expected, contexts, tool_calls (a list of {name, arguments}) and messages (the
+    conversation as `role: text` lines); the judge must still answer with the score first."""
 
     @model_validator(mode="after")
     def _check(self) -> FormSettings:
@@ -228,6 +231,8 @@ class GEval(JudgeMetric):
             "steps": self._steps or [], "scale_min": lo, "scale_max": hi, "fields": self.form.fields,
             "input": as_text(sample.input), "output": sample.output or "", "expected": expected or "",
             "contexts": list(sample.contexts or []),
+            "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in sample.tool_calls],
+            "messages": transcript(sample.messages),
         }
         if self.form.prompt is not None:
             return render(self.form.prompt, variables).strip()

@@ -33,9 +33,11 @@ BUILTIN: dict[str, str] = {
     "groundedness": "llmeval.metrics.grounded:Groundedness",
     "answer_relevance": "llmeval.metrics.relevance:AnswerRelevance",
     "context_relevance": "llmeval.metrics.relevance:ContextRelevance",
+    "tool_called": "llmeval.metrics.tools:ToolCalled",
+    "tool_args_match": "llmeval.metrics.tools:ToolArgsMatch",
 }
 NEGATABLE = {"exact_match", "contains", "icontains", "contains_any", "contains_all", "regex",
-             "json_schema", "is_json", "latency", "cost"}
+             "json_schema", "is_json", "latency", "cost", "tool_called"}
 
 _USER: dict[str, type[Metric]] = {}
 

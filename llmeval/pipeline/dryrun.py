@@ -46,7 +46,10 @@ def dry_run(suite_path: Path, options: Any) -> dict[str, Any]:
     cache.close()
     for tid, row in rows.items():
         spec = targets[tid].spec
-        if spec.model and not spec.model.startswith("local/"):
+        if spec.price is not None:  # the suite's own price (completion assumed at max_tokens)
+            max_tokens = int(spec.params.get("max_tokens", 256))
+            row["est_cost_usd"] = spec.price.cost(row["est_prompt_tokens"], row["to_call"] * max_tokens)
+        elif spec.model and not spec.model.startswith("local/"):
             row["est_cost_usd"] = _estimate_cost(
                 spec.model, row["est_prompt_tokens"], row["to_call"], int(spec.params.get("max_tokens", 256))
             )

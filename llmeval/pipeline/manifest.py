@@ -36,6 +36,7 @@ def build_manifest(
             "path": str(suite.path),
             "sha256": suite.sha256,
             "description": suite.spec.description,
+            **({"files": dict(suite.files)} if suite.files else {}),
         },
         "llmeval_version": __version__,
         "git_sha": git_sha(suite.dir),
@@ -67,7 +68,8 @@ def build_manifest(
 
 def metric_configs(suite: Suite) -> list[dict[str, Any]]:
     """Each metric's config for run.json, secrets hidden: a metric's own `judge:` is taken from the
-    suite as written (so `${VAR}` placeholders stay visible), never from its resolved options."""
+    suite as written (so `${VAR}` placeholders stay visible), never from its resolved options.
+    Per-case metrics follow, with `scope: case` and the cases that assert them."""
     raw = suite.raw.get("metrics") if isinstance(suite.raw, dict) else None
     out = []
     for i, m in enumerate(suite.metrics):
@@ -77,6 +79,8 @@ def metric_configs(suite: Suite) -> list[dict[str, Any]]:
             if isinstance(entry, dict) and isinstance(entry.get("judge"), dict):
                 cfg["judge"] = redact(entry["judge"])
         out.append({**cfg, "keys": m.keys()})
+    # Per-case metrics (a case's `assert:`): scored, summarised and gated over the cases that assert them.
+    out += [g.config() for g in suite.case_metrics.groups]
     return out
 
 

@@ -22,13 +22,13 @@ async def preload_local_models(suite: Suite, targets: dict[str, Target], quiet: 
     for i, t in enumerate(suite.spec.targets):
         if t.id in targets and t.model:
             where.setdefault(t.model, ("targets", i, "model"))
-    if any("judge" in m.requires for m in suite.metrics):
+    if any("judge" in m.requires for m in suite.all_metrics):
         if suite.spec.judge is not None:
             where.setdefault(suite.spec.judge.model, ("judge", "model"))
-        for i, m in enumerate(suite.metrics):
+        for i, m in enumerate(suite.all_metrics):
             own = getattr(m.options, "judge", None)
             if own is not None:
-                where.setdefault(own.model, ("metrics", i))
+                where.setdefault(own.model, ("metrics", i) if i < len(suite.metrics) else ())
     wanted = {model: loc for model, loc in where.items() if model.startswith("local/")}
     if not wanted:
         return

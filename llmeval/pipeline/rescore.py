@@ -67,9 +67,9 @@ async def _score(suite: Any, results: list[Result], options: Any) -> tuple[Any, 
         judge = make_judge(suite, cache, options)
         ctx = ScoringContext(suite_dir=suite.dir, metrics_dir=metrics_dir(suite), judge=judge,
                              seed=suite.spec.defaults.seed)
-        await score_results(results, suite.metrics, ctx)
+        await score_results(results, suite.metrics, ctx, suite.case_metrics.by_case)
     finally:
-        for m in suite.metrics:
+        for m in suite.all_metrics:
             await m.aclose()
         cache.close()
     return judge, ctx

@@ -67,6 +67,13 @@ def check_unchanged(suite: Suite, manifest: dict[str, Any], run_dir: Path | None
             f"{suite.path} changed since the run started; resuming would mix results of two versions of the suite",
             hint=f"restore the file, or start a new run without --resume {run_dir}",
         )
+    files = manifest.get("suite", {}).get("files") or {}
+    changed = [f for f, digest in files.items() if suite.files.get(f) != digest]
+    if changed:
+        raise UsageError(
+            f"prompt file {changed[0]} changed since the run started; resuming would mix results of two prompts",
+            hint=f"restore the file, or start a new run without --resume {run_dir}",
+        )
 
 
 def _restore_options(options: RunOptions, manifest: dict[str, Any]) -> None:
@@ -169,7 +176,7 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
     try:
         if interrupted:
             manifest.update(status="partial", finished_at=now())
-            manifest["summary"] = build_summary(results, suite.metrics, ids, suite.spec.defaults.seed)
+            manifest["summary"] = build_summary(results, suite.scored_metrics, ids, suite.spec.defaults.seed)
             writer.write_manifest(manifest)
             raise Interrupted(
                 f"interrupted: {len(results)} of {len(items)} results are in {run_dir}",
@@ -180,11 +187,11 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
             suite_dir=suite.dir, metrics_dir=metrics_dir(suite), judge=judge, seed=suite.spec.defaults.seed
         )
         results.sort(key=lambda r: (r.epoch, r.case_id, r.target))
-        await score_results(results, suite.metrics, ctx)
+        await score_results(results, suite.metrics, ctx, suite.case_metrics.by_case)
     finally:
         for t in targets.values():
             await t.aclose()
-        for m in suite.metrics:
+        for m in suite.all_metrics:
             await m.aclose()
         cache.close()
     writer.rewrite_results(results)
@@ -204,7 +211,7 @@ def finish(
     options: RunOptions,
 ) -> RunOutcome:
     """Summarise, gate, write run.json and the reports; decide the exit code."""
-    summary = build_summary(results, suite.metrics, ids, suite.spec.defaults.seed)
+    summary = build_summary(results, suite.scored_metrics, ids, suite.spec.defaults.seed)
     regressions = None
     baseline = None
     if options.baseline is not None:
@@ -274,7 +281,7 @@ def unscored_metrics(summary: dict[str, Any], suite: Suite, ids: list[str]) -> l
     nothing must not look complete. A score that is not applicable to every case is not one."""
     out = []
     for tid in ids:
-        for key in (k for m in suite.metrics for k in m.keys()):
+        for key in (k for m in suite.all_metrics for k in m.keys()):
             s = summary[tid].get(key) or {}
             if not s.get("n") and s.get("n_errors"):
                 out.append((tid, key, str(s.get("first_error") or "")))
@@ -327,7 +334,7 @@ def make_judge(suite: Suite, cache: ResponseCache, options: RunOptions) -> Any:
     """The run's judge: the suite's `judge:` (or, when only metrics name their own judges, a slot
     that builds those), None when nothing judges. Every judge shares the run's cache, the suite's
     call defaults and one CallStats, so `judge.stats` counts metric-level judges too."""
-    own = any(getattr(m.options, "judge", None) is not None for m in suite.metrics)
+    own = any(getattr(m.options, "judge", None) is not None for m in suite.all_metrics)
     if suite.spec.judge is None and not own:
         return None
     from llmeval.execute.judge import JudgePool

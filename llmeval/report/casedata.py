@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from llmeval.report.view import by_case, metric_keys, run_targets, text_of, thresholds, unsupported_claims
+from llmeval.results.messages import call_text, message_text
 from llmeval.results.records import Result
 from llmeval.results.runlog import Run
 
@@ -88,6 +89,8 @@ def _build(run: Run, cmp: Any, b: _Builder) -> dict[str, Any]:
             row["ep"] = epoch
         if first.tags:
             row["tg"] = [b.intern(t) for t in first.tags]
+        if first.messages:
+            row["ms"] = [[b.intern(m.get("role")), b.cut(message_text(m))] for m in first.messages]
         row["c"] = [_cell(per_target.get(t), keys, b, changes.get((case_id, t))) for t in targets]
         rows.append(row)
     data = {
@@ -104,6 +107,8 @@ def _cell(r: Result | None, keys: list[str], b: _Builder, change: Any) -> dict[s
     cell: dict[str, Any] = {"o": None if r.output is None else b.cut(r.output), "p": 1 if r.passed else 0}
     if r.latency_ms is not None:
         cell["l"] = round(r.latency_ms, 1)
+    if r.tool_calls:
+        cell["tc"] = [b.cut(call_text(c)) for c in r.tool_calls]
     if r.error is not None:
         cell["er"] = b.intern(f"{r.error.type}: {r.error.message}")
     scores = []

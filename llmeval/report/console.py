@@ -70,10 +70,11 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
     """The header line, a targets x metrics table, per-target totals and the gate verdicts."""
     from rich.table import Table
 
-    from llmeval.report.view import has_metric_errors, null_note, plural
+    from llmeval.report.view import case_scoped, has_metric_errors, metric_label, null_note, plural
 
     out = console()
     summary = manifest.get("summary", {})
+    scoped = case_scoped(manifest)
     metric_keys = [k for m in manifest.get("metrics", []) for k in _keys(m, summary)]
     print_header(manifest)
     table = Table(title="scores (mean [95% CI], pass rate)", title_justify="left")
@@ -101,16 +102,20 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
             if len(targets) > 1 and s["mean"] == best:
                 text = f"[bold green]{text}[/]"
             cells.append(text + nulls)
-        table.add_row(key, *cells)
+        table.add_row(_esc(metric_label(key, scoped)), *cells)
+    flaky = [("flaky cases", lambda e: f"{e['flaky']['n']} of {e['flaky']['of']}" if e.get("flaky") else "–")] \
+        if any(summary[t].get("flaky") for t in targets) else []
     totals: list[tuple[str, Any]] = [
         ("pass rate", lambda e: f"{e['pass_rate']:.1%}" if e.get("pass_rate") is not None else "–"),
+        *flaky,
         ("errors", lambda e: str(e.get("errors", 0))),
         ("latency p50/p95 ms", lambda e: f"{fmt(e['latency_ms']['p50'], 0)} / {fmt(e['latency_ms']['p95'], 0)}"),
         ("tokens in/out", lambda e: f"{e['tokens']['prompt']:,} / {e['tokens']['completion']:,}"),
         ("cost", lambda e: f"${e['cost_usd']:.4f}" if e.get("cost_usd") is not None else "–"),
     ]
     if has_metric_errors(summary):
-        totals.insert(2, ("metric errors", lambda e: str(e.get("metric_errors", 0))))
+        at = next(i for i, (label, _) in enumerate(totals) if label == "errors") + 1
+        totals.insert(at, ("metric errors", lambda e: str(e.get("metric_errors", 0))))
     for label, fn in totals:
         table.add_row(f"[dim]{label}[/]", *[fn(summary[t]) for t in targets])
     out.print(table)
@@ -142,7 +147,7 @@ def print_gates(gates: list[dict[str, Any]]) -> None:
         return
     for g in gates:
         mark = "[bold green]PASS[/]" if g["passed"] else "[bold red]FAIL[/]"
-        op = {"min": ">=", "max": "<=", "max_drop": "drop <="}.get(g.get("kind", "min"), "")
+        op = {"min": ">=", "max": "<=", "max_drop": "drop <=", "max_flaky": "flaky <="}.get(g.get("kind", "min"), "")
         note = f"  [dim]{g['note']}[/]" if g.get("note") else ""
         out.print(f"{mark} {g['target']}: {g['metric']} = {fmt(g['value'])} ({op} {fmt(g['threshold'])}){note}")
 

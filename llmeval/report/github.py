@@ -162,6 +162,10 @@ def annotations(manifest: dict[str, Any], results: list[Any], gates: list[Any]) 
 def _gate_message(g: Any) -> str:
     if g.kind == "max_drop":
         return g.note or f"{g.metric} dropped by more than {g.threshold}"
+    if g.kind == "max_flaky":
+        share = "no value" if g.value is None else f"{g.value:.0%} of cases"
+        text = f"{g.metric} on {g.target} is flaky on {share}; the gate allows {g.threshold:.0%}"
+        return f"{text} ({g.note})" if g.note else text
     sign = ">=" if g.kind == "min" else "<="
     value = "no value" if g.value is None else f"{g.value:.4f}"
     text = f"{g.metric} on {g.target} is {value}; the gate needs {sign} {g.threshold:g}"

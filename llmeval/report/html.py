@@ -14,12 +14,17 @@ from llmeval.report.casedata import case_data, to_json
 from llmeval.report.diff import diff_html
 from llmeval.report.view import (
     best_targets,
+    case_scoped,
+    flaky_cases,
     has_metric_errors,
     header_facts,
     metric_keys,
+    metric_label,
     null_note,
     p_text,
+    repeats,
     run_targets,
+    spread_text,
     text_of,
     thresholds,
 )
@@ -53,13 +58,16 @@ def render_html(run: Run, comparison: Any = None, compare_mode: bool = False) ->
     title = (f"llmeval compare · {suite} · {comparison.base_run_id} → {run.run_id}" if compare_mode and comparison
              else f"llmeval · {suite} · {run.run_id}")
     sections = [_metrics_table(run, comparison), _charts(run)]
+    if repeats(run):
+        sections.append(_flaky(run))
     if comparison is not None:
         sections.insert(0 if compare_mode else 2, _comparison(comparison))
     head = (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{e(title)}</title><style>{_asset('report.css')}</style></head>\n<body>\n"
-            + "\n".join([_header(run, comparison, compare_mode), _nav(comparison is not None), "<main>", *sections]))
+            + "\n".join([_header(run, comparison, compare_mode), _nav(comparison is not None, repeats(run)), "<main>",
+                         *sections]))
     script = _asset("report.js")
     budget = PAGE_BUDGET - len(head.encode("utf-8")) - len(script.encode("utf-8")) - 4_000
     data, truncated = case_data(run, comparison, budget=max(1_000_000, budget))
@@ -90,16 +98,16 @@ def _header(run: Run, cmp: Any, compare_mode: bool) -> str:
 
 
 def _gate(g: dict[str, Any]) -> str:
-    op = {"min": "≥", "max": "≤", "max_drop": "drop ≤"}.get(g.get("kind", "min"), "")
+    op = {"min": "≥", "max": "≤", "max_drop": "drop ≤", "max_flaky": "flaky ≤"}.get(g.get("kind", "min"), "")
     ok = bool(g.get("passed"))
     note = f'<span class="note">{e(g["note"])}</span>' if g.get("note") else ""
     return (f'<li class="gate {"pass" if ok else "fail"}"><b>{"PASS" if ok else "FAIL"}</b> {e(g.get("name"))} · '
             f'{e(g.get("target"))} = {e(_num(g.get("value")))} ({op} {e(_num(g.get("threshold")))}){note}</li>')
 
 
-def _nav(with_cmp: bool) -> str:
-    links = [("summary", "Scores"), ("charts", "Charts")] + ([("compare", "Comparison")] if with_cmp else []) + \
-            [("cases", "Cases")]
+def _nav(with_cmp: bool, with_flaky: bool = False) -> str:
+    links = [("summary", "Scores"), ("charts", "Charts")] + ([("flaky", "Flaky")] if with_flaky else []) + \
+            ([("compare", "Comparison")] if with_cmp else []) + [("cases", "Cases")]
     return '<nav class="toc">' + "".join(f'<a href="#{a}">{t}</a>' for a, t in links) + "</nav>"
 
 
@@ -112,6 +120,7 @@ def _metrics_table(run: Run, cmp: Any) -> str:
     head2 = "".join('<th>mean [95% CI]</th><th>pass</th>' + ("<th>Δ vs baseline [95% CI]</th>" if cmp else "")
                     for _ in targets)
     rows = []
+    scoped = case_scoped(run.manifest)
     for key in keys:
         best = best_targets(summary, key)
         cells = []
@@ -132,9 +141,14 @@ def _metrics_table(run: Run, cmp: Any) -> str:
                              f'<td class="num">{rate}</td>')
             if cmp is not None:
                 cells.append(_delta_cell(cmp.metric(t, key, "mean")))
-        rows.append(f'<tr><th scope="row">{e(key)}</th>{"".join(cells)}</tr>')
+        label = e(key) + (f' <span class="sub">per-case, {scoped[key]} case(s)</span>' if key in scoped else "")
+        rows.append(f'<tr><th scope="row">{label}</th>{"".join(cells)}</tr>')
+    flaky = [("flaky cases", lambda x: "–" if not x.get("flaky") else
+              f"{x['flaky']['n']} of {x['flaky']['of']} ({x['flaky']['rate']:.0%})", None)] \
+        if any(summary[t].get("flaky") for t in targets) else []
     totals = [
         ("pass rate", lambda x: _num(x.get("pass_rate")), "pass_rate"),
+        *flaky,
         ("errors", lambda x: str(x.get("errors", 0)), None),
         *([("metric errors", lambda x: str(x.get("metric_errors", 0)), None)] if has_metric_errors(summary) else []),
         ("latency p50 / p95 ms", lambda x: f"{_num((x.get('latency_ms') or {}).get('p50'), 0)} / "
@@ -154,7 +168,44 @@ def _metrics_table(run: Run, cmp: Any) -> str:
             f'<thead><tr><th rowspan="2">metric</th>{head1}</tr><tr>{head2}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>'
             f'<p class="hint">★ best mean per metric. Means are over cases (epochs averaged within a case); '
-            f'95% CIs by bootstrap over cases.</p></section>')
+            f'95% CIs by bootstrap over cases.'
+            + (" A per-case metric is a case's own assertion, averaged over the cases that assert it."
+               if scoped else "") + '</p></section>')
+
+
+def _flaky(run: Run) -> str:
+    """Cases that passed in some epochs and failed in others, and each metric's flaky share."""
+    summary = run.summary
+    targets = [t for t in run_targets(run) if t in summary]
+    scoped = case_scoped(run.manifest)
+    head = "".join(f"<th>{e(t)}</th>" for t in targets)
+    lines = []
+    for key in ["pass_rate", *metric_keys(run.manifest)]:
+        cells = []
+        for t in targets:
+            f = summary[t].get("flaky") if key == "pass_rate" else (summary[t].get(key) or {}).get("flaky")
+            if not f:
+                cells.append('<td class="num">–</td>')
+                continue
+            rate = "no pass/fail" if f.get("rate") is None else f"{f['n']} of {f['of']} ({f['rate']:.0%})"
+            spread = f" · spread {f['spread_mean']:.3f} (max {f['spread_max']:.3f})" if "spread_mean" in f else ""
+            cells.append(f'<td class="num">{e(rate)}<span class="ci">{e(spread)}</span></td>')
+        name = "whole case (pass/fail)" if key == "pass_rate" else metric_label(key, scoped)
+        lines.append(f'<tr><th scope="row">{e(name)}</th>{"".join(cells)}</tr>')
+    rows = flaky_cases(run)
+    items = "".join(
+        f'<tr><td><code>{e(c.case_id)}</code></td><td>{e(c.target)}</td><td class="num">{c.passed}/{c.epochs}</td>'
+        f'<td>{e(", ".join(c.flaky_metrics) or "–")}</td>'
+        f'<td>{e(spread_text(c))}</td></tr>' for c in rows[:500])
+    more = f'<p class="hint">… and {len(rows) - 500} more (run.json has them all).</p>' if len(rows) > 500 else ""
+    cases = (f'<div class="scroll"><table class="flaky"><thead><tr><th>case</th><th>target</th><th>passed epochs</th>'
+             f'<th>flaky metrics</th><th>score spread (max − min)</th></tr></thead><tbody>{items}</tbody></table></div>'
+             + more if rows else "<p>No flaky case: every case passed, or failed, in all its epochs.</p>")
+    return (f'<section id="flaky"><h2>Flakiness across epochs</h2><p class="hint">A case is flaky when it passes '
+            f"in some epochs and fails in others; a metric's spread is its largest minus its smallest value over "
+            f'a case\'s epochs.</p><div class="scroll"><table class="metrics flaky"><thead><tr><th>flaky cases by</th>'
+            f'{head}</tr></thead><tbody>{"".join(lines)}</tbody></table></div><h3>Flaky cases ({len(rows)})</h3>'
+            f"{cases}</section>")
 
 
 def _delta_cell(d: Any) -> str:

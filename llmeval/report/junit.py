@@ -10,7 +10,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from llmeval.report.view import failure_text, gate_text, metric_errors, metric_keys, run_targets, thresholds
+from llmeval.report.view import (
+    failure_text,
+    gate_text,
+    metric_errors,
+    metric_keys,
+    output_text,
+    run_targets,
+    thresholds,
+)
 from llmeval.results.records import Result
 from llmeval.results.runlog import Run
 
@@ -85,6 +93,9 @@ def _properties(run: Run, tid: str, keys: list[str]) -> list[tuple[str, Any]]:
             props.append((f"metric.{k}.mean", f"{mean:.6g}"))
     if entry.get("pass_rate") is not None:
         props.append(("pass_rate", f"{entry['pass_rate']:.6g}"))
+    if entry.get("flaky"):
+        flaky = entry["flaky"]
+        props.append(("flaky_cases", f"{flaky['n']} of {flaky['of']}"))
     return props
 
 
@@ -99,7 +110,7 @@ def _testcase(parent: ET.Element, r: Result, classname: str, thr: dict[str, floa
     if r.passed:
         return
     details = failure_text(r, thr)
-    body = details + f"\n\noutput:\n{r.output if r.output is not None else '(none)'}"
+    body = details + f"\n\noutput:\n{output_text(r) if r.output is not None else '(none)'}"
     errors = metric_errors(r)
     if errors:  # a score that could not be computed is an error of the case, not a failed check
         summary = "; ".join(f"{k}: {reason}" for k, reason in errors)

@@ -9,14 +9,20 @@ from typing import Any
 
 from llmeval.report.view import (
     best_targets,
+    case_scoped,
     failure_text,
+    flaky_cases,
     has_metric_errors,
     header_facts,
     metric_keys,
+    metric_label,
     null_note,
+    output_text,
     p_text,
     plural,
+    repeats,
     run_targets,
+    spread_text,
     thresholds,
 )
 from llmeval.results.runlog import Run
@@ -96,6 +102,7 @@ def _render(run: Run, cmp: Any, report_url: str | None, max_cases: int, text_lim
         out += _cases("Top regressed cases", cmp.regressed(), max_cases, text_limit)
         out += _cases("Top improved cases", cmp.improved(), max_cases, text_limit)
     else:
+        out += _flaky(run, max_cases)
         out += _failed_cases(run, max_cases, text_limit)
     out.append(f"📄 [Full report](<{report_url}>)" if report_url else
                f"📄 Full report: `report.html` in this run's artifacts {REPORT_URL_MARKER}")
@@ -113,7 +120,7 @@ def _gates(gates: list[dict[str, Any]]) -> list[str]:
         return []
     out = ["#### Gates", "", "| | gate | target | value | bound | note |", "|---|---|---|---|---|---|"]
     for g in sorted(gates, key=lambda g: g.get("passed", False)):  # failures first
-        op = {"min": "≥", "max": "≤", "max_drop": "drop ≤"}.get(g.get("kind", "min"), "")
+        op = {"min": "≥", "max": "≤", "max_drop": "drop ≤", "max_flaky": "flaky ≤"}.get(g.get("kind", "min"), "")
         out.append(f"| {'✅' if g.get('passed') else '❌'} | {md_escape(g.get('name'))} | {md_escape(g.get('target'))} "
                    f"| {_num(g.get('value'))} | {op} {_num(g.get('threshold'), 3)} | {md_escape(g.get('note'), 200)} |")
     return out + [""]
@@ -126,6 +133,7 @@ def _metrics(run: Run) -> list[str]:
         return []
     out = ["#### Metrics (mean [95% CI], pass rate)", "",
            "| metric | " + " | ".join(md_escape(t) for t in targets) + " |", "|---" * (len(targets) + 1) + "|"]
+    scoped = case_scoped(run.manifest)
     for key in metric_keys(run.manifest):
         best = best_targets(summary, key)
         cells = []
@@ -142,12 +150,37 @@ def _metrics(run: Run) -> list[str]:
             if s.get("corpus") is not None:
                 text += f" · corpus {s['corpus']:.3f}"
             cells.append((f"**{text}** ★" if t in best else text) + nulls)
-        out.append(f"| {md_escape(key)} | " + " | ".join(cells) + " |")
+        out.append(f"| {md_escape(metric_label(key, scoped))} | " + " | ".join(cells) + " |")
     out.append("| pass rate | " + " | ".join(_num(summary[t].get("pass_rate")) for t in targets) + " |")
+    if any(summary[t].get("flaky") for t in targets):
+        out.append("| flaky cases | " + " | ".join(_flaky_cell(summary[t].get("flaky")) for t in targets) + " |")
     out.append("| errors | " + " | ".join(str(summary[t].get("errors", 0)) for t in targets) + " |")
     if has_metric_errors(summary):
         out.append("| metric errors | " + " | ".join(str(summary[t].get("metric_errors", 0)) for t in targets) + " |")
         out += ["", *_first_errors(summary, targets, metric_keys(run.manifest))]
+    if scoped:
+        out += ["", "_per-case: a case's own assertion, averaged over the cases that assert it._"]
+    return out + [""]
+
+
+def _flaky_cell(flaky: dict[str, Any] | None) -> str:
+    return "–" if not flaky else f"{flaky['n']} of {flaky['of']} ({flaky['rate']:.0%})"
+
+
+def _flaky(run: Run, limit: int) -> list[str]:
+    """The cases that passed in some epochs and failed in others."""
+    if not repeats(run):
+        return []
+    rows = flaky_cases(run)
+    if not rows:
+        return ["#### Flaky cases: none (every case passed or failed in all its epochs)", ""]
+    if limit <= 0:
+        return [f"#### Flaky cases: {len(rows)} (see the HTML report)", ""]
+    out = [f"#### Flaky cases ({min(limit, len(rows))} of {len(rows)})", "",
+           "| case | target | passed epochs | flaky metrics | score spread |", "|---|---|---|---|---|"]
+    for c in rows[:limit]:
+        out.append(f"| `{md_escape(c.case_id, 60)}` | {md_escape(c.target)} | {c.passed}/{c.epochs} "
+                   f"| {md_escape(', '.join(c.flaky_metrics)) or '–'} | {md_escape(spread_text(c))} |")
     return out + [""]
 
 
@@ -212,12 +245,15 @@ def _failed_cases(run: Run, limit: int, text_limit: int) -> list[str]:
     if limit <= 0:
         return [f"#### Failed cases: {len(failed)} (see the HTML report)", ""]
     thr = thresholds(run.manifest)
+    epochs = repeats(run)
+    ep_head, ep_rule = (" epoch |", "---|") if epochs else ("", "")
     out = [f"#### Failed cases ({min(limit, len(failed))} of {len(failed)})", "",
-           "| case | target | why | output |", "|---|---|---|---|"]
+           f"| case |{ep_head} target | why | output |", f"|---|{ep_rule}---|---|---|"]
     for r in failed[:limit]:
         why = f"error: {r.error.type}: {r.error.message}" if r.error else failure_text(r, thr)
-        out.append(f"| `{md_escape(r.case_id, 60)}` | {md_escape(r.target)} | {md_escape(why, text_limit)} "
-                   f"| {md_escape(r.output, text_limit)} |")
+        ep = f" {r.epoch} |" if epochs else ""
+        out.append(f"| `{md_escape(r.case_id, 60)}` |{ep} {md_escape(r.target)} | {md_escape(why, text_limit)} "
+                   f"| {md_escape(output_text(r), text_limit)} |")
     return out + [""]
 
 

@@ -8,6 +8,8 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from llmeval.results.flaky import CaseConsistency, consistency
+from llmeval.results.messages import call_text
 from llmeval.results.records import Result
 from llmeval.results.runlog import Run
 from llmeval.results.summary import metric_keys  # noqa: F401  (re-exported: the renderers import it from here)
@@ -18,6 +20,44 @@ TARGET_FIELDS = ("model", "python", "outputs")
 def thresholds(manifest: dict[str, Any]) -> dict[str, float | None]:
     """The configured threshold of each score name (None when the metric decides pass/fail itself)."""
     return {k: m.get("threshold") for m in manifest.get("metrics", []) for k in (m.get("keys") or [m.get("name")])}
+
+
+def case_scoped(manifest: dict[str, Any]) -> dict[str, int]:
+    """Per-case metrics (a case's `assert:`) -> how many cases assert them."""
+    return {k: len(m.get("cases") or []) for m in manifest.get("metrics", []) if m.get("scope") == "case"
+            for k in (m.get("keys") or [m.get("name")])}
+
+
+def metric_label(key: str, scoped: dict[str, int]) -> str:
+    """A metric's row label: per-case metrics say over how many cases they are."""
+    if key not in scoped:
+        return key
+    n = scoped[key]
+    return f"{key} (per-case, {n} case{'s' if n != 1 else ''})"
+
+
+def output_text(result: Result) -> str:
+    """The output as reports show it: the text, then one `[calls name(args)]` line per tool call."""
+    calls = [f"[calls {call_text(c)}]" for c in result.tool_calls]
+    return "\n".join(x for x in [result.output or "", *calls] if x)
+
+
+def flaky_cases(run: Run) -> list[CaseConsistency]:
+    """The cases that passed in some epochs and failed in others, per target (most mixed first)."""
+    keys = metric_keys(run.manifest)
+    rows = [c for t in run_targets(run) for c in consistency(run.results, t, keys) if c.flaky]
+    return sorted(rows, key=lambda c: (abs(c.passed / c.epochs - 0.5), c.target, c.case_id))
+
+
+def spread_text(c: CaseConsistency) -> str:
+    """`rougeL 0.310, bleu 0.120`: the metrics that moved across a case's epochs, widest first."""
+    moved = sorted(((k, v) for k, v in c.spreads.items() if v > 0), key=lambda kv: -kv[1])
+    return ", ".join(f"{k} {v:.3f}" for k, v in moved) or "–"
+
+
+def repeats(run: Run) -> bool:
+    """True when some case ran more than one epoch (reports then show an epoch column)."""
+    return len({r.epoch for r in run.results}) > 1
 
 
 def target_label(t: dict[str, Any]) -> str:

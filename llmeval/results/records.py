@@ -19,6 +19,10 @@ class Case:
     tags: tuple[str, ...] = ()
     vars: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    messages: list[dict[str, Any]] | None = None
+    """A conversation sent instead of `input` (see llmeval.results.messages for its form)."""
+    expected_tool_calls: list[ToolCall] | None = None
+    """The tool calls of the reference assistant turn of a conversation, when it has any."""
 
     def template_vars(self) -> dict[str, Any]:
         """The variables a Jinja prompt or request body sees for this case."""
@@ -29,11 +33,13 @@ class Case:
             "contexts": self.contexts or [],
             "tags": list(self.tags),
             "vars": self.vars,
+            # The conversation (a single input as one user message), e.g. for an HTTP chat endpoint.
+            "messages": self.messages if self.messages is not None else [{"role": "user", "content": self.input}],
             **{k: v for k, v in self.vars.items() if k not in _RESERVED},
         }
 
 
-_RESERVED = {"id", "input", "expected", "contexts", "tags", "vars"}
+_RESERVED = {"id", "input", "expected", "contexts", "tags", "vars", "messages"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,31 @@ def case_id_for(value: Any) -> str:
     """A stable id derived from a case's input (used when the suite gives none)."""
     blob = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
     return "c-" + hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call a model (or an HTTP/python target) asked for: its name and arguments
+    (a parsed JSON object when the arguments are valid JSON, else the text as returned)."""
+
+    name: str
+    arguments: Any = field(default_factory=dict)
+    id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ToolCall:
+        return cls(str(d["name"]), d.get("arguments", {}), d.get("id"))
+
+
+def tool_calls_to_list(calls: list[ToolCall] | None) -> list[dict[str, Any]]:
+    return [c.to_dict() for c in calls or []]
+
+
+def tool_calls_from_list(items: Any) -> list[ToolCall]:
+    return [ToolCall.from_dict(d) for d in items or []]
 
 
 @dataclass
@@ -121,15 +152,19 @@ class Completion:
     cost_usd: float | None = None
     logprobs: list[TokenLogprob] | None = None
     finish_reason: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "text": self.text,
             "usage": self.usage.to_dict(),
             "cost_usd": self.cost_usd,
             "logprobs": [asdict(t) for t in self.logprobs] if self.logprobs is not None else None,
             "finish_reason": self.finish_reason,
         }
+        if self.tool_calls:  # only when there are some: judge cache entries stay as they were
+            d["tool_calls"] = tool_calls_to_list(self.tool_calls)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Completion:
@@ -140,6 +175,7 @@ class Completion:
             cost_usd=d.get("cost_usd"),
             logprobs=[TokenLogprob(**t) for t in lps] if lps is not None else None,
             finish_reason=d.get("finish_reason"),
+            tool_calls=tool_calls_from_list(d.get("tool_calls")),
         )
 
 
@@ -152,14 +188,18 @@ class TargetResponse:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float | None = None
     raw: Any = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "output": self.output,
             "contexts": self.contexts,
             "usage": self.usage.to_dict(),
             "cost_usd": self.cost_usd,
         }
+        if self.tool_calls:
+            d["tool_calls"] = tool_calls_to_list(self.tool_calls)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TargetResponse:
@@ -168,6 +208,7 @@ class TargetResponse:
             contexts=d.get("contexts"),
             usage=Usage(**d.get("usage", {})),
             cost_usd=d.get("cost_usd"),
+            tool_calls=tool_calls_from_list(d.get("tool_calls")),
         )
 
 
@@ -231,6 +272,10 @@ class Result:
     scores: dict[str, Score] = field(default_factory=dict)
     passed: bool | None = None
     tags: list[str] = field(default_factory=list)
+    messages: list[dict[str, Any]] | None = None
+    """The case's conversation (images as path and sha256, never their bytes); None for a single input."""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    expected_tool_calls: list[ToolCall] | None = None
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -253,6 +298,10 @@ class Result:
             "scores": {k: s.to_dict() for k, s in self.scores.items()},
             "passed": self.passed,
             "tags": self.tags,
+            "messages": self.messages,
+            "tool_calls": tool_calls_to_list(self.tool_calls),
+            "expected_tool_calls": (None if self.expected_tool_calls is None
+                                    else tool_calls_to_list(self.expected_tool_calls)),
         }
 
     @classmethod
@@ -274,4 +323,8 @@ class Result:
             scores={k: Score.from_dict(v) for k, v in (d.get("scores") or {}).items()},
             passed=d.get("passed"),
             tags=list(d.get("tags") or []),
+            messages=d.get("messages"),
+            tool_calls=tool_calls_from_list(d.get("tool_calls")),
+            expected_tool_calls=(None if d.get("expected_tool_calls") is None
+                                 else tool_calls_from_list(d["expected_tool_calls"])),
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Protocol
 
+from llmeval.results.flaky import consistency, metric_flakiness, target_flakiness
 from llmeval.results.records import Result
 from llmeval.results.stats import mean_ci, percentile, rounded
 
@@ -52,8 +53,10 @@ def per_case_values(results: list[Result], target: str, key: str) -> dict[str, f
 
 def build_summary(results: list[Result], metrics: list[ScoredMetric], target_ids: list[str],
                   seed: int = 0) -> dict[str, Any]:
-    """summary[target] = {metric: {mean, ci95, n, n_cases, n_null, n_errors, n_missing, pass_rate, corpus?},
-    pass_rate, errors, metric_errors, ...}."""
+    """summary[target] = {metric: {mean, ci95, n, n_cases, n_null, n_errors, n_missing, pass_rate, corpus?,
+    flaky?}, pass_rate, errors, metric_errors, ..., flaky?}. A per-case metric (a case's assertion,
+    `scope: case`) is summarised over the cases that assert it; `flaky` appears when cases ran two or
+    more epochs."""
     by_target: dict[str, list[Result]] = defaultdict(list)
     for r in results:
         by_target[r.target].append(r)
@@ -61,14 +64,24 @@ def build_summary(results: list[Result], metrics: list[ScoredMetric], target_ids
     for tid in target_ids:
         rs = by_target.get(tid, [])
         entry: dict[str, Any] = {}
+        repeated = len(rs) > len({r.case_id for r in rs})
         for m in metrics:
             corpus = m.corpus([r for r in rs if r.error is None]) if rs else {}
+            # A case's assertion is summarised (and missed) over the cases that assert it only.
+            cases = set(getattr(m, "cases", ())) if getattr(m, "scope", "suite") == "case" else None
+            mine = rs if cases is None else [r for r in rs if r.case_id in cases]
             for key in m.keys():
-                entry[key] = metric_summary(rs, key, seed)
+                entry[key] = metric_summary(mine, key, seed)
                 if key in corpus:
                     entry[key].update({k: rounded(v) for k, v in corpus[key].items()})
+                if getattr(m, "scope", "suite") == "case":
+                    entry[key]["scope"] = "case"
+                if repeated and (flaky := metric_flakiness(rs, key)) is not None:
+                    entry[key]["flaky"] = flaky
         entry.update(target_totals(rs))
         entry["metric_errors"] = metric_error_count(rs, metrics)
+        if repeated and (flaky := target_flakiness(consistency(rs, tid, []))) is not None:
+            entry["flaky"] = flaky
         summary[tid] = entry
     return summary
 

@@ -7,39 +7,50 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmeval.config.spec import SuiteSpec
+from llmeval.config.spec import MessageSpec, SuiteSpec
 from llmeval.config.yamlpos import position
 from llmeval.errors import ConfigError
+from llmeval.results.messages import last_user_text, recorded_messages
 from llmeval.results.records import Case, WorkItem, case_id_for
+from llmeval.suite.conversations import Locate, message_dicts, parse_messages, split_turns
 
 
 def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any) -> list[Case]:
-    """Inline cases then dataset rows, with stable unique ids."""
+    """Inline cases then dataset rows, with stable unique ids (a conversation scored on each turn
+    gives one case per turn: `<id>/turn-<n>`). Each case's metadata has `_spec`, the index of the
+    inline case it came from (None for dataset rows), and `_source`, where it is written."""
     cases: list[Case] = []
     seen: dict[str, str] = {}
     for i, c in enumerate(spec.cases):
         line, col = position(tree, ("cases", i))
-        cid = str(c.id) if c.id is not None else case_id_for(c.input)
-        if cid in seen:
-            raise ConfigError(
-                f"duplicate case id '{cid}' (also {seen[cid]})",
-                where,
-                line,
-                col,
-                hint="case ids must be unique; give the case its own `id:`",
-            )
-        seen[cid] = f"at line {line}"
-        cases.append(
-            Case(
-                cid,
-                c.input,
-                c.expected,
-                c.contexts,
-                tuple(c.tags),
-                dict(c.vars),
-                {**c.metadata, "_source": f" (line {line})"},
-            )
-        )
+        meta = {**c.metadata, "_source": f" (line {line})", "_spec": i}
+        if c.messages is None:
+            expanded = [Case(str(c.id) if c.id is not None else case_id_for(c.input), c.input, c.expected,
+                             c.contexts, tuple(c.tags), dict(c.vars), meta)]
+        else:
+            def locate(loc: tuple[Any, ...], i: int = i) -> tuple[str, int, int]:
+                return (where, *position(tree, ("cases", i, "messages") + loc))
+
+            values = {"id": c.id, "input": c.input, "expected": c.expected, "contexts": c.contexts,
+                      "tags": list(c.tags), "vars": dict(c.vars), "has_input": "input" in c.model_fields_set,
+                      "has_expected": "expected" in c.model_fields_set}
+            try:
+                expanded = conversation_cases(values, c.messages, c.score, meta, suite_path.parent, locate)
+            except ConfigError as e:
+                if e.path:
+                    raise
+                raise ConfigError(e.message, *locate(()), hint=e.hint) from None
+        for case in expanded:
+            if case.id in seen:
+                raise ConfigError(
+                    f"duplicate case id '{case.id}' (also {seen[case.id]})",
+                    where,
+                    line,
+                    col,
+                    hint="case ids must be unique; give the case its own `id:`",
+                )
+            seen[case.id] = f"at line {line}"
+            cases.append(case)
     if spec.dataset is not None:
         loc = ("dataset", "path")
         try:
@@ -53,29 +64,69 @@ def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any) -> list
             "contexts": "contexts",
             "tags": "tags",
             "vars": "vars",
+            "messages": "messages",
             **spec.dataset.fields,
         }
+
+        def at_path(loc: tuple[Any, ...]) -> tuple[str, int, int]:
+            return (where, *position(tree, ("dataset", "path")))
+
         for n, row in enumerate(rows[: spec.dataset.limit] if spec.dataset.limit else rows):
-            if fields["input"] not in row:
+            if fields["input"] not in row and _is_missing(row.get(fields["messages"])):
                 raise ConfigError(
                     f"dataset row {n + 1} has no column '{fields['input']}' (columns: {', '.join(map(str, row))})",
                     where,
                     *position(tree, ("dataset",)),
-                    hint="map the input column with dataset.fields.input",
+                    hint="map the input column with dataset.fields.input (or a conversation with fields.messages)",
                 )
             try:
-                case = _row_case(row, fields, n, spec.dataset.tags)
+                expanded = _row_cases(row, fields, n, spec.dataset.tags, spec.dataset.score, suite_path.parent,
+                                      at_path)
             except ConfigError as e:
                 raise ConfigError(f"{spec.dataset.path}: {e.message}", where, *position(tree, loc)) from None
-            if case.id in seen:
-                raise ConfigError(
-                    f"duplicate case id '{case.id}' in dataset row {n + 1} (also {seen[case.id]})",
-                    where,
-                    *position(tree, loc),
-                )
-            seen[case.id] = f"dataset row {n + 1}"
-            cases.append(case)
+            for case in expanded:
+                if case.id in seen:
+                    raise ConfigError(
+                        f"duplicate case id '{case.id}' in dataset row {n + 1} (also {seen[case.id]})",
+                        where,
+                        *position(tree, loc),
+                    )
+                seen[case.id] = f"dataset row {n + 1}"
+                cases.append(case)
     return cases
+
+
+def conversation_cases(f: dict[str, Any], specs: list[MessageSpec], score: str, meta: dict[str, Any],
+                       base_dir: Path, locate: Locate) -> list[Case]:
+    """The cases of one conversation: one, or one per assistant turn with `score: each_turn`.
+    `f` holds the case's id, input, expected, contexts, tags, vars, has_input and has_expected."""
+    messages = message_dicts(specs, base_dir, locate)
+    turns = split_turns(messages, score, f["expected"], f["has_expected"])
+    base = str(f["id"]) if f["id"] is not None else case_id_for(recorded_messages(messages))
+    out = []
+    for t in turns:
+        cid = base if score == "final" else f"{base}/turn-{t.number}"
+        extra = {} if score == "final" else {"conversation": base, "turn": t.number}
+        out.append(Case(cid, f["input"] if f["has_input"] else last_user_text(t.messages), t.expected,
+                        f["contexts"], tuple(f["tags"]), dict(f["vars"]), {**meta, **extra},
+                        messages=t.messages, expected_tool_calls=t.expected_tool_calls))
+    return out
+
+
+def _row_cases(row: dict[str, Any], fields: dict[str, str], n: int, extra_tags: list[str], score: str,
+               base_dir: Path, locate: Locate) -> list[Case]:
+    case = _row_case(row, fields, n, extra_tags)
+    conversation = row.get(fields["messages"])
+    if _is_missing(conversation):
+        return [case]
+    values = {"id": row.get(fields["id"]) if not _is_missing(row.get(fields["id"])) else None,
+              "input": case.input, "expected": case.expected, "contexts": case.contexts,
+              "tags": list(case.tags), "vars": case.vars,
+              "has_input": case.input is not None and score != "each_turn", "has_expected": case.expected is not None}
+    try:
+        return conversation_cases(values, parse_messages(conversation), score, case.metadata, base_dir, locate)
+    except ConfigError as e:
+        raise ConfigError(f"row {n + 1}: {e.message}", hint=e.hint) from None
 
 
 def _row_case(row: dict[str, Any], fields: dict[str, str], n: int, extra_tags: list[str]) -> Case:

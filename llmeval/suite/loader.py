@@ -16,8 +16,10 @@ from llmeval.config.yamlpos import parse_yaml, position, resolve_env, to_plain
 from llmeval.errors import ConfigError
 from llmeval.metrics.base import Metric
 from llmeval.results.records import Case
+from llmeval.suite.assertions import CaseMetrics, build_case_metrics
+from llmeval.suite.reuse import apply_reuse
 
-RESERVED_SCORE_NAMES = {"n", "n_cases", "cached", "latency_ms", "tokens", "metric_errors"} | TARGET_LEVEL
+RESERVED_SCORE_NAMES = {"n", "n_cases", "cached", "latency_ms", "tokens", "metric_errors", "flaky"} | TARGET_LEVEL
 """Names in summary[target] beside the metric scores (and the gateable values): no metric may use them."""
 
 
@@ -33,10 +35,25 @@ class Suite:
     tree: Any = field(repr=False)
     cases: list[Case]
     metrics: list[Metric]
+    """The suite-wide metrics (`metrics:`), scored on every case."""
+    case_metrics: CaseMetrics = field(default_factory=CaseMetrics)
+    """The cases' own assertions (`assert:`), scored on those cases only."""
+    files: dict[str, str] = field(default_factory=dict)
+    """Prompt files the suite reads (`file://...`, as written) and their sha256."""
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def all_metrics(self) -> list[Metric]:
+        """Every metric object of the suite: the suite-wide ones, then the distinct assertions."""
+        return [*self.metrics, *self.case_metrics.metrics]
+
+    @property
+    def scored_metrics(self) -> list[Any]:
+        """What the summary aggregates: the suite-wide metrics and the per-case metric groups."""
+        return [*self.metrics, *self.case_metrics.groups]
 
     @property
     def dir(self) -> Path:
@@ -58,6 +75,7 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Sui
         raise ConfigError("a suite file must be a YAML mapping (name:, targets:, cases:, ...)", where, 1, 1)
     raw = to_plain(tree)
     resolved = resolve_env(raw, where, tree)
+    raw, resolved, files = apply_reuse(raw, resolved, where, tree)
     try:
         spec = SuiteSpec.model_validate(resolved)
     except ValidationError as e:
@@ -68,11 +86,16 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Sui
     from llmeval.suite.cases import load_cases
 
     cases = load_cases(spec, p, where, tree)
+    case_metrics = build_case_metrics(spec, cases, {k for m in metrics for k in m.keys()}, RESERVED_SCORE_NAMES,
+                                      lambda entry, loc: _build_one(entry, loc, where, tree), where, tree)
     _check_requirements(spec, cases, metrics, where, tree)
+    for loc, m, mine in case_metrics.placed:
+        _check_requirements(spec, mine, [m], where, tree, position(tree, loc))
     _check_templates(spec, cases, where, tree)
-    _check_gates(spec, metrics, where, tree)
+    _check_gates(spec, [*metrics, *case_metrics.groups], where, tree)
+    _check_local_targets(spec, cases, where, tree)
     digest = hashlib.sha256(p.read_bytes()).hexdigest()
-    return Suite(spec, p, digest, raw, tree, cases, metrics)
+    return Suite(spec, p, digest, raw, tree, cases, metrics, case_metrics, files)
 
 
 def metric_entry(entry: str | dict[str, Any]) -> tuple[str, Any]:
@@ -84,26 +107,33 @@ def metric_entry(entry: str | dict[str, Any]) -> tuple[str, Any]:
     return next(iter(entry.items()))
 
 
-def _build_metrics(spec: SuiteSpec, where: str, tree: Any) -> list[Metric]:
+def _build_one(entry: Any, loc: tuple[Any, ...], where: str, tree: Any) -> Metric:
+    """One metrics entry (of `metrics:` or a case's `assert:`) built, its errors at its position."""
     from llmeval.metrics.registry import build_metric
 
+    try:
+        name, options = metric_entry(entry)
+    except ValueError as e:
+        raise ConfigError(str(e), where, *position(tree, loc)) from None
+    try:
+        metric = build_metric(name, options, base_dir=Path(where).parent)
+    except ConfigError as e:
+        if e.path:  # already positioned in its own file (a rubric, a metrics/*.py)
+            raise
+        line, col = position(tree, loc + ((name,) if isinstance(entry, dict) else ()), key=True)
+        raise ConfigError(e.message, where, line, col, hint=e.hint) from None
+    except ValidationError as e:
+        raise _metric_options_error(e, where, tree, loc + (name,), name) from None
+    metric.position = position(tree, loc)  # type: ignore[attr-defined]
+    return metric
+
+
+def _build_metrics(spec: SuiteSpec, where: str, tree: Any) -> list[Metric]:
     metrics: list[Metric] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(spec.metrics):
         loc = ("metrics", i)
-        try:
-            name, options = metric_entry(entry)
-        except ValueError as e:
-            raise ConfigError(str(e), where, *position(tree, loc)) from None
-        try:
-            metric = build_metric(name, options, base_dir=Path(where).parent)
-        except ConfigError as e:
-            if e.path:  # already positioned in its own file (a rubric, a metrics/*.py)
-                raise
-            line, col = position(tree, loc + ((name,) if isinstance(entry, dict) else ()), key=True)
-            raise ConfigError(e.message, where, line, col, hint=e.hint) from None
-        except ValidationError as e:
-            raise _metric_options_error(e, where, tree, loc + (name,), name) from None
+        metric = _build_one(entry, loc, where, tree)
         for key in metric.keys():
             if key in RESERVED_SCORE_NAMES:
                 raise ConfigError(
@@ -117,7 +147,6 @@ def _build_metrics(spec: SuiteSpec, where: str, tree: Any) -> list[Metric]:
                     hint="give one of them a distinct `name:`",
                 )
             seen[key] = i
-        metric.position = position(tree, loc)  # type: ignore[attr-defined]
         metric.index = i  # type: ignore[attr-defined]
         metrics.append(metric)
     return metrics
@@ -147,10 +176,13 @@ def _metric_options_error(e: ValidationError, where: str, tree: Any, loc: tuple[
     return ConfigError(f"{what}: {msg}", where, line, col)
 
 
-def _check_requirements(spec: SuiteSpec, cases: list[Case], metrics: list[Metric], where: str, tree: Any) -> None:
+def _check_requirements(spec: SuiteSpec, cases: list[Case], metrics: list[Metric], where: str, tree: Any,
+                        at: tuple[int, int] | None = None) -> None:
+    """Each metric's needs (a judge, `expected`, `contexts`, expected tool calls) met by `cases`;
+    errors at the metric's entry (or at `at`)."""
     supplies_contexts = all(t.http is not None and t.http.contexts or t.python or t.outputs for t in spec.targets)
     for m in metrics:
-        pos = getattr(m, "position", (1, 1))
+        pos = at or getattr(m, "position", (1, 1))
         if "judge" in m.requires and spec.judge is None and not getattr(m.options, "judge", None):
             raise ConfigError(
                 f"metric '{m.name}' needs a judge, but the suite has no `judge:`",
@@ -158,12 +190,20 @@ def _check_requirements(spec: SuiteSpec, cases: list[Case], metrics: list[Metric
                 *pos,
                 hint="add e.g. `judge: {model: openai/gpt-4o-mini}` at the top level",
             )
-        for need in ("expected", "contexts"):
+        for need in ("expected", "contexts", "expected_tool_calls"):
             if need not in m.requires or (need == "contexts" and supplies_contexts):
                 continue
             lacking = next((c for c in cases if _lacks(c, need)), None)
+            if need == "expected_tool_calls" and any(c.expected_tool_calls for c in cases):
+                lacking = None  # turns answered in text: not applicable there, scored where a call is expected
             if lacking is not None:
                 src = lacking.metadata.get("_source", "")
+                if need == "expected_tool_calls":
+                    raise ConfigError(
+                        f"metric '{m.name}' compares with the reference tool calls, but case '{lacking.id}'{src} "
+                        "has none", where, *pos,
+                        hint="give the metric `tool:` and `arguments:`, or end the case's messages with an "
+                             "assistant message that has tool_calls")
                 raise ConfigError(
                     f"metric '{m.name}' needs '{need}', but case '{lacking.id}'{src} has none",
                     where,
@@ -206,7 +246,7 @@ def _check_templates(spec: SuiteSpec, cases: list[Case], where: str, tree: Any) 
                     ) from None
 
 
-def _check_gates(spec: SuiteSpec, metrics: list[Metric], where: str, tree: Any) -> None:
+def _check_gates(spec: SuiteSpec, metrics: list[Any], where: str, tree: Any) -> None:
     scores = {k for m in metrics for k in m.keys()}
     names = scores | TARGET_LEVEL
     ids = {t.id for t in spec.targets}
@@ -226,6 +266,14 @@ def _check_gates(spec: SuiteSpec, metrics: list[Metric], where: str, tree: Any) 
                 *position(tree, ("gates", gi, "max_drop")),
                 hint=f"use min/max on {g.metric}; max_drop works on metric scores and "
                 f"{', '.join(sorted(DROP_TESTABLE))}",
+            )
+        if g.max_flaky is not None and g.metric in TARGET_LEVEL and g.metric != "pass_rate":
+            raise ConfigError(
+                f"max_flaky cannot be checked on '{g.metric}': flakiness is a case passing in some epochs "
+                "and failing in others",
+                where,
+                *position(tree, ("gates", gi, "max_flaky")),
+                hint="use max_flaky on pass_rate (whole cases) or on a metric score",
             )
         if g.metric not in names:
             import difflib
@@ -249,3 +297,22 @@ def _check_gates(spec: SuiteSpec, metrics: list[Metric], where: str, tree: Any) 
                 *position(tree, ("gates", gi, "target")),
                 hint=f"targets: {', '.join(sorted(ids))}",
             )
+
+
+def _check_local_targets(spec: SuiteSpec, cases: list[Case], where: str, tree: Any) -> None:
+    """`local/` models read text and call no tools: say so at load, not on every case."""
+    from llmeval.results.messages import has_images
+
+    for ti, t in enumerate(spec.targets):
+        if not (t.model or "").startswith("local/"):
+            continue
+        if t.tools:
+            raise ConfigError(f"target '{t.id}': local/ models cannot call tools", where,
+                              *position(tree, ("targets", ti, "tools")),
+                              hint="call tools through an OpenAI-compatible server (model: openai/<name>)")
+        with_image = next((c for c in cases if has_images(c.messages)), None)
+        if with_image is not None:
+            raise ConfigError(f"target '{t.id}': local/ models read text only, but case '{with_image.id}'"
+                              f"{with_image.metadata.get('_source', '')} has an image", where,
+                              *position(tree, ("targets", ti, "model")),
+                              hint="run images against a multimodal model (model: openai/<name>, ...)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import signal
 import sys
@@ -21,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.background import BROKEN_CONNECTIONS, MAX_HANG_S, BackgroundServer, break_connection
+from tests.fakes.chat_format import check_request, image_label, last_user_parts
 
 # Logprob of a token the test did not script: near-certain, like a greedy model's output.
 AUTO_LOGPROB = -0.0001
@@ -44,7 +46,8 @@ class Reply:
     latency_ms: float | None = None  # replaces the server's latency for this call
     hang: bool | float = False  # True: no answer until reset/stop; a number: seconds
     usage: dict[str, int] | None = None  # overrides the computed token counts
-    finish_reason: str = "stop"
+    finish_reason: str | None = None  # default: "tool_calls" with tool calls, else "stop"
+    tool_calls: list[dict] | None = None  # [{name, arguments (dict or JSON text), id?}]
     fault: str | None = None  # "reset", "cut", "close" (see break_connection), or "no_choices" (`choices: []`)
     body: str | None = None  # sent verbatim with `status` and `content_type` instead of a completion
     content_type: str = "application/json"
@@ -63,8 +66,10 @@ def last_user_text(body: dict) -> str:
 
 
 def echo(body: dict) -> Reply:
-    """The default responder: `ECHO: <last user message>`."""
-    return Reply(content=f"ECHO: {last_user_text(body)}")
+    """The default responder: `ECHO: <last user message>`, each image in it named as
+    `[image <media type> <bytes> bytes]` (a data URI, decoded) or `[image <url>]`."""
+    images = [image_label(p) for p in last_user_parts(body) if p.get("type") == "image_url"]
+    return Reply(content=" ".join([f"ECHO: {last_user_text(body)}", *images]))
 
 
 @dataclass
@@ -169,6 +174,9 @@ class FakeOpenAI(BackgroundServer):
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(Reply(status=400, error_message="'messages' is a required list"))
         seq = self._record(request, body)
+        problem = check_request(body)
+        if problem is not None:
+            return _error(Reply(status=400, error_message=problem))
         with self._lock:
             spec, latency = self._pick(body), self.latency_ms
         reply = _as_reply(spec, body)
@@ -206,19 +214,31 @@ def completion(body: dict, reply: Reply, seq: int = 1) -> dict:
     want_logprobs = bool(body.get("logprobs"))
     top_n = int(body.get("top_logprobs") or 0)
     choices = []
+    calls = [
+        {"id": str(c.get("id") or f"call_{seq}_{i}"), "type": "function",
+         "function": {"name": c["name"], "arguments": c["arguments"] if isinstance(c.get("arguments"), str)
+                      else json.dumps(c.get("arguments") or {})}}
+        for i, c in enumerate(reply.tool_calls or [])
+    ]
+    if calls and reply.content is None:
+        texts = [None]
     for index in range(max(1, int(body.get("n") or 1))):
-        text = str(texts[index % len(texts)])
+        text = texts[index % len(texts)]
+        text = None if text is None else str(text)
         lp = (
-            {"content": token_logprobs(text, reply.logprobs, top_n), "refusal": None}
+            {"content": token_logprobs(text or "", reply.logprobs, top_n), "refusal": None}
             if want_logprobs
             else None
         )
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        if calls:
+            message["tool_calls"] = calls
         choices.append(
             {
                 "index": index,
-                "message": {"role": "assistant", "content": text, "refusal": None},
+                "message": message,
                 "logprobs": lp,
-                "finish_reason": reply.finish_reason,
+                "finish_reason": reply.finish_reason or ("tool_calls" if calls else "stop"),
             }
         )
     prompt = sum(
@@ -226,7 +246,8 @@ def completion(body: dict, reply: Reply, seq: int = 1) -> dict:
     )
     usage = {
         "prompt_tokens": prompt,
-        "completion_tokens": sum(_count_tokens(c["message"]["content"]) for c in choices),
+        "completion_tokens": sum(_count_tokens(c["message"]["content"] or "")
+                                 + sum(_count_tokens(t["function"]["arguments"]) for t in calls) for c in choices),
     }
     usage.update(reply.usage or {})
     usage.setdefault("total_tokens", usage["prompt_tokens"] + usage["completion_tokens"])
@@ -306,7 +327,7 @@ def _error(reply: Reply) -> web.Response:
 
 def _text_of(content: Any) -> str:
     if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
     return "" if content is None else str(content)
 
 

@@ -18,14 +18,26 @@ async def acomplete(
     logprobs: bool = False,
     top_logprobs: int = 0,
     score_tokens: list[str] | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: str | dict[str, Any] | None = None,
 ) -> Completion:
-    """Complete a chat; raises TargetCallError (retryable or not) on failure."""
+    """Complete a chat in OpenAI's message format (`tools` and `tool_choice` in OpenAI's schema;
+    the calls the model makes come back in `Completion.tool_calls`); raises TargetCallError
+    (retryable or not) on failure."""
     if model.startswith("local/"):
+        from llmeval.errors import TargetCallError
         from llmeval.execute.providers import local
 
+        if tools:
+            raise TargetCallError("unsupported", f"{model}: local/ models cannot call tools")
         return await local.acomplete(model, messages, params=params, logprobs=logprobs,
                                      top_logprobs=top_logprobs, score_tokens=score_tokens, timeout=timeout)
     from llmeval.execute.providers.litellm_api import acomplete as litellm_complete
 
-    return await litellm_complete(model, messages, params=params, api_base=api_base, api_key=api_key,
-                                  timeout=timeout, logprobs=logprobs, top_logprobs=top_logprobs)
+    extra: dict[str, Any] = {}
+    if tools:
+        extra["tools"] = tools
+        if tool_choice is not None:
+            extra["tool_choice"] = tool_choice
+    return await litellm_complete(model, messages, params={**params, **extra}, api_base=api_base,
+                                  api_key=api_key, timeout=timeout, logprobs=logprobs, top_logprobs=top_logprobs)

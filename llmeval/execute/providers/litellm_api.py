@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from llmeval.execute import faults
+from llmeval.results.messages import parse_tool_calls
 from llmeval.results.records import Completion, TokenLogprob, Usage
 
 _litellm: Any = None
@@ -53,6 +54,10 @@ async def acomplete(
         kwargs["api_base"] = api_base
     if api_key:
         kwargs["api_key"] = api_key
+    if kwargs.get("tools"):
+        # litellm 1.106 sends any request with tools through its MCP gateway check first, which
+        # imports the optional `mcp` package and fails without it; our tools are plain functions.
+        kwargs["_skip_mcp_handler"] = True
     try:
         resp = await litellm.acompletion(
             model=model, messages=messages, timeout=timeout, num_retries=0, max_retries=0, **kwargs
@@ -73,7 +78,11 @@ def _completion(resp: Any, litellm: Any) -> Completion:
         cost = float(litellm.completion_cost(completion_response=resp))
     except Exception:  # unknown model or price: cost is unknown, not zero
         cost = None
-    return Completion(text, usage, cost, _logprobs(choice), getattr(choice, "finish_reason", None))
+    try:
+        calls = parse_tool_calls(getattr(choice.message, "tool_calls", None))
+    except ValueError as e:
+        raise faults.bad_response(f"unreadable tool calls in the answer: {e}") from None
+    return Completion(text, usage, cost, _logprobs(choice), getattr(choice, "finish_reason", None), calls)
 
 
 def _logprobs(choice: Any) -> list[TokenLogprob] | None:

@@ -8,6 +8,7 @@ from llmeval.config.secrets import is_secret_name
 from llmeval.config.templates import render, render_obj
 from llmeval.execute import faults
 from llmeval.execute.targets.base import Target, json_path
+from llmeval.results.messages import parse_tool_calls, wire_messages
 from llmeval.results.records import Case, TargetResponse
 
 
@@ -24,6 +25,8 @@ class HttpTarget(Target):
 
     def prepare(self, case: Case) -> dict[str, Any]:
         v = self.variables(case)
+        if case.messages is not None:  # `"{{ messages }}"` in the body sends the conversation as JSON
+            v["messages"] = wire_messages(case.messages)
         h = self.spec.http
         assert h is not None
         return {
@@ -68,17 +71,36 @@ class HttpTarget(Target):
             contexts = json_path(doc, h.contexts) if h.contexts else None
         except KeyError as e:
             raise faults.missing_path("contexts", e.args[0]) from None
+        try:
+            calls = _tool_calls_at(doc, h.tool_calls) if h.tool_calls else None
+        except KeyError as e:
+            raise faults.missing_path("tool_calls", e.args[0]) from None
+        try:
+            tool_calls = parse_tool_calls(calls)
+        except ValueError as e:
+            raise faults.bad_response(f"the tool calls at path '{h.tool_calls}' are unreadable: {e}") from None
         if contexts is not None and not isinstance(contexts, list):
             contexts = [contexts]
-        text = output if isinstance(output, str) else _json(output)
+        text = "" if output is None and tool_calls else (output if isinstance(output, str) else _json(output))
         return TargetResponse(
-            text, [c if isinstance(c, str) else _json(c) for c in contexts] if contexts is not None else None
+            text, [c if isinstance(c, str) else _json(c) for c in contexts] if contexts is not None else None,
+            tool_calls=tool_calls,
         )
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def _tool_calls_at(doc: Any, path: str) -> Any:
+    """The tool calls at `path`; none when only its last key is absent (APIs leave it out of an
+    answer that calls no tool), a KeyError when the path is wrong before that."""
+    parent, _, last = path.rpartition(".")
+    holder = json_path(doc, parent) if parent else doc
+    if isinstance(holder, dict) and last not in holder and "[" not in last:
+        return None
+    return json_path(doc, path)
 
 
 def _json(v: Any) -> str:

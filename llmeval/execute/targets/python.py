@@ -13,6 +13,7 @@ from typing import Any
 from llmeval.errors import ConfigError
 from llmeval.execute import faults
 from llmeval.execute.targets.base import Target
+from llmeval.results.messages import parse_tool_calls, wire_messages
 from llmeval.results.records import Case, TargetResponse, Usage
 
 
@@ -20,7 +21,7 @@ class PythonTarget(Target):
     """Calls `fn(case)`; the result is a string or a mapping with output (and contexts, usage)."""
 
     kind = "python"
-    description = "a Python callable module:function(case) -> str | {output, contexts}; sync or async"
+    description = "a Python callable module:function(case) -> str | {output, contexts, tool_calls}; sync or async"
     cacheable = False
 
     def __init__(self, *args: Any) -> None:
@@ -55,6 +56,10 @@ class PythonTarget(Target):
         return {"callable": self.spec.python}
 
     async def send(self, request: dict[str, Any], case: Case, timeout: float) -> TargetResponse:
+        if case.messages is not None:  # the callable sees the conversation in OpenAI's chat format
+            import dataclasses
+
+            case = dataclasses.replace(case, messages=wire_messages(case.messages))
         try:
             if self.is_async:
                 value = await self.fn(case)
@@ -79,17 +84,23 @@ class PythonTarget(Target):
 def _response(value: Any) -> TargetResponse:
     if isinstance(value, str):
         return TargetResponse(value)
-    if isinstance(value, dict) and "output" in value:
+    if isinstance(value, dict) and ("output" in value or "tool_calls" in value):
         ctx = value.get("contexts")
         u = value.get("usage") or {}
         try:
             usage = Usage(int(u.get("prompt", 0)), int(u.get("completion", 0)))
         except (AttributeError, TypeError, ValueError) as e:
             raise faults.bad_response(f"the callable returned a usage without integer token counts ({e})") from None
+        try:
+            calls = parse_tool_calls(value.get("tool_calls"))
+        except ValueError as e:
+            raise faults.bad_response(f"the callable returned unreadable tool_calls: {e}") from None
+        output = value.get("output")
         return TargetResponse(
-            None if value["output"] is None else str(value["output"]),
+            ("" if calls else None) if output is None else str(output),
             [str(c) for c in ctx] if ctx is not None else None,
             usage,
             value.get("cost_usd"),
+            tool_calls=calls,
         )
-    raise faults.bad_response(f"expected a str or a dict with 'output', got {type(value).__name__}")
+    raise faults.bad_response(f"expected a str or a dict with 'output' (or 'tool_calls'), got {type(value).__name__}")

@@ -8,6 +8,7 @@ from typing import Any
 
 from llmeval.errors import ConfigError, TargetCallError
 from llmeval.execute.targets.base import Target
+from llmeval.results.messages import parse_tool_calls
 from llmeval.results.records import Case, TargetResponse
 
 
@@ -46,7 +47,12 @@ class RecordedTarget(Target):
         ctx = row.get("contexts")
         if ctx is not None and not isinstance(ctx, list):
             ctx = [ctx]
-        return TargetResponse(_text(row.get("output")), [_text(c) for c in ctx] if ctx is not None else None)
+        try:
+            calls = parse_tool_calls(row.get("tool_calls"))
+        except ValueError as e:
+            raise TargetCallError("bad_response", f"case '{case.id}' in {self.spec.outputs}: tool_calls: {e}") from None
+        return TargetResponse(_text(row.get("output")), [_text(c) for c in ctx] if ctx is not None else None,
+                              tool_calls=calls)
 
 
 def _text(value: Any) -> str | None:

@@ -26,8 +26,10 @@
       r.c.forEach(function (c) {
         if (!c) return;
         parts.push(c.o || "");
+        if (c.tc) parts.push(c.tc.join("\n"));
         if (c.er !== undefined) parts.push(T[c.er]);
       });
+      if (r.ms) r.ms.forEach(function (m) { parts.push(m[1]); });
       r._h = parts.join("\n").toLowerCase();
     }
     return r._h;
@@ -53,6 +55,10 @@
     { id: "expected", label: "expected", key: function (r) { return r.ex; } },
     { id: "fails", label: "failing targets", key: function (r) { return r._fails; } }
   ];
+  if (D.epochs) SORTS.splice(1, 0, { id: "epoch", label: "epoch", key: function (r) { return r.ep || 0; } });
+  // The fixed columns before the targets': #, case, (epoch,) input, expected.
+  var FIXED = [["#", null], ["case", "id"]].concat(D.epochs ? [["epoch", "epoch"]] : [])
+    .concat([["input", "input"], ["expected", "expected"]]);
   TG.forEach(function (t, ti) {
     var cell = function (r) { return r.c[ti]; };
     SORTS.push({ id: "p" + ti, label: t + ": pass/fail", key: function (r) { var c = cell(r); return c ? c.p : null; } });
@@ -113,11 +119,13 @@
     var table = $("case-table");
     table.textContent = "";
     var cg = el("colgroup");
-    add(cg, el("col", "c-idx"), el("col", "c-id"), el("col", "c-in"), el("col", "c-ex"));
+    add(cg, el("col", "c-idx"), el("col", "c-id"));
+    if (D.epochs) cg.appendChild(el("col", "c-ep"));
+    add(cg, el("col", "c-in"), el("col", "c-ex"));
     TG.forEach(function () { add(cg, el("col", "c-t")); });
     table.appendChild(cg);
     var tr = el("tr");
-    var cols = [["#", null], ["case", "id"], ["input", "input"], ["expected", "expected"]];
+    var cols = FIXED.slice();
     TG.forEach(function (t, ti) { cols.push([t, "p" + ti]); });
     cols.forEach(function (c) {
       var th = el("th", c[1] ? "sortable" + (S.sort === c[1] ? " sorted" : "") : "", c[0]);
@@ -142,13 +150,15 @@
     var tr = el("tr", "row" + (opened[r._n] ? " open" : ""));
     tr.tabIndex = 0;
     var idCell = el("td");
-    add(idCell, el("code", null, r.i + (D.epochs ? " #" + (r.ep || 0) : "")));
+    add(idCell, el("code", null, r.i));
     if (r.tg) {
       var tags = el("div");
       r.tg.forEach(function (t) { tags.appendChild(el("span", "tag", T[t])); });
       idCell.appendChild(tags);
     }
-    add(tr, el("td", "num", idx + 1), idCell, el("td", null, clip(r.in, 200)), el("td", null, clip(r.ex, 200)));
+    add(tr, el("td", "num", idx + 1), idCell);
+    if (D.epochs) tr.appendChild(el("td", "num", r.ep || 0));
+    add(tr, el("td", null, (r.ms ? "💬 " + r.ms.length + " messages · " : "") + clip(r.in, 200)), el("td", null, clip(r.ex, 200)));
     r.c.forEach(function (c) {
       var td = el("td");
       var head = add(el("div"), status(c));
@@ -157,6 +167,7 @@
       if (c) {
         if (c.er !== undefined) td.appendChild(el("div", "out errtext", clip(T[c.er], 240)));
         else td.appendChild(el("div", "out", clip(c.o, 240)));
+        if (c.tc) c.tc.forEach(function (x) { td.appendChild(el("div", "out calls", "→ " + clip(x, 240))); });
         if (c.s) {
           var chips = el("div", "chips");
           c.s.forEach(function (s, ki) { if (s) chips.appendChild(chip(ki, s)); });
@@ -174,7 +185,12 @@
   function detailEl(r) {
     var tr = el("tr", "detailrow");
     var td = el("td", "detail");
-    td.colSpan = 4 + TG.length;
+    td.colSpan = FIXED.length + TG.length;
+    if (r.ms) {
+      var conv = el("ol", "conversation");
+      r.ms.forEach(function (m) { conv.appendChild(add(el("li", "msg " + T[m[0]]), el("b", null, T[m[0]] + ": "), el("pre", null, m[1]))); });
+      add(td, el("h4", null, "Conversation (the messages before the answer)"), conv);
+    }
     add(td, el("h4", null, "Input"), el("pre", null, r.in), el("h4", null, "Expected"), el("pre", null, r.ex || "—"));
     var grid = el("div", "dgrid");
     r.c.forEach(function (c, ti) {
@@ -182,6 +198,7 @@
       if (!c) { grid.appendChild(b); return; }
       if (c.er !== undefined) add(b, el("div", "errtext", "Error"), el("pre", null, T[c.er]));
       add(b, el("div", null, "Output" + (c.l !== undefined ? " (" + c.l + " ms)" : "")), el("pre", null, c.o === null ? "(none)" : c.o));
+      if (c.tc) add(b, el("div", null, "Tool calls (" + c.tc.length + ")"), el("pre", "calls", c.tc.join("\n")));
       if (c.s) {
         var st = el("table", "scores");
         add(st, add(el("tr"), el("th", null, "metric"), el("th", null, "value"), el("th", null, "threshold"), el("th", null, "reason")));
@@ -231,7 +248,7 @@
     var table = $("case-table");
     table.replaceChild(body, table.tBodies[0]);
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, i) {
-      var ids = [null, "id", "input", "expected"].concat(TG.map(function (_, ti) { return "p" + ti; }));
+      var ids = FIXED.map(function (c) { return c[1]; }).concat(TG.map(function (_, ti) { return "p" + ti; }));
       th.classList.toggle("sorted", ids[i] === S.sort);
     });
     $("count").textContent = rows.length
