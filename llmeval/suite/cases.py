@@ -221,10 +221,11 @@ def _read_hf(ref: str, base: Path) -> list[dict[str, Any]]:
 
 
 def select_cases(
-    cases: list[Case], tags: list[str] | None = None, limit: int | None = None, shard: tuple[int, int] | None = None
+    cases: list[Case], tags: list[str] | None = None, limit: int | None = None, shard: tuple[int, int] | None = None,
+    ids: list[str] | None = None,
 ) -> list[Case]:
-    """Cases with any of `tags`, in a stable shard `(i, n)` (1-based), at most `limit` of them."""
-    out = [c for c in cases if not tags or set(tags) & set(c.tags)]
+    """Cases with one of `ids` and any of `tags`, in a stable shard `(i, n)` (1-based), at most `limit` of them."""
+    out = [c for c in cases if (not tags or set(tags) & set(c.tags)) and (not ids or c.id in ids)]
     if shard is not None:
         i, n = shard
         out = [c for c in out if shard_of(c.id, n) == i - 1]

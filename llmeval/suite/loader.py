@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from llmeval.errors import ConfigError
 from llmeval.metrics.base import Metric
 from llmeval.results.records import Case
 
+DICT_SOURCE = "<dict>"
+"""The name errors give a suite passed as a dict (it has no file and no lines)."""
 RESERVED_SCORE_NAMES = {"n", "n_cases", "cached", "latency_ms", "tokens"} | TARGET_LEVEL
 """Names in summary[target] beside the metric scores (and the gateable values): no metric may use them."""
 
@@ -47,13 +50,26 @@ class Suite:
         return position(self.tree, loc)[0]
 
 
-def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Suite:
-    """Parse and validate a suite file; every problem is a ConfigError with file:line:col."""
-    p = Path(path)
-    where = str(path)
-    if not p.exists():
-        raise ConfigError(f"suite file not found: {path}", hint="check the path (suites live in suites/)")
-    tree = parse_yaml(p)
+def load_suite(
+    source: str | Path | dict[str, Any], variables: dict[str, str] | None = None, base_dir: str | Path | None = None
+) -> Suite:
+    """Parse and validate a suite file, or the same data as a dict; every problem is a ConfigError
+    at file:line:col. A dict's errors name `<dict>` and the dotted key; its relative paths (datasets,
+    recorded outputs, rubrics, python modules) resolve against `base_dir` (default: the working directory)."""
+    if isinstance(source, dict):
+        # JSON round trip: tuples become lists and Paths strings, as if read from a file.
+        text = json.dumps(source, sort_keys=True, ensure_ascii=False, default=str)
+        tree = json.loads(text)
+        where = DICT_SOURCE
+        p = Path(base_dir).resolve() / DICT_SOURCE if base_dir is not None else Path.cwd() / DICT_SOURCE
+        digest = hashlib.sha256(text.encode()).hexdigest()
+    else:
+        p = Path(source)
+        where = str(source)
+        if not p.exists():
+            raise ConfigError(f"suite file not found: {source}", hint="check the path (suites live in suites/)")
+        tree = parse_yaml(p)
+        digest = hashlib.sha256(p.read_bytes()).hexdigest()
     if not isinstance(tree, dict):
         raise ConfigError("a suite file must be a YAML mapping (name:, targets:, cases:, ...)", where, 1, 1)
     raw = to_plain(tree)
@@ -64,14 +80,13 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Sui
         raise validation_error(e, where, tree, SuiteSpec) from None
     if variables:
         spec.vars.update(variables)
-    metrics = _build_metrics(spec, where, tree)
+    metrics = _build_metrics(spec, where, tree, p.parent)
     from llmeval.suite.cases import load_cases
 
     cases = load_cases(spec, p, where, tree)
     _check_requirements(spec, cases, metrics, where, tree)
     _check_templates(spec, cases, where, tree)
     _check_gates(spec, metrics, where, tree)
-    digest = hashlib.sha256(p.read_bytes()).hexdigest()
     return Suite(spec, p, digest, raw, tree, cases, metrics)
 
 
@@ -84,7 +99,7 @@ def metric_entry(entry: str | dict[str, Any]) -> tuple[str, Any]:
     return next(iter(entry.items()))
 
 
-def _build_metrics(spec: SuiteSpec, where: str, tree: Any) -> list[Metric]:
+def _build_metrics(spec: SuiteSpec, where: str, tree: Any, base_dir: Path) -> list[Metric]:
     from llmeval.metrics.registry import build_metric
 
     metrics: list[Metric] = []
@@ -96,7 +111,7 @@ def _build_metrics(spec: SuiteSpec, where: str, tree: Any) -> list[Metric]:
         except ValueError as e:
             raise ConfigError(str(e), where, *position(tree, loc)) from None
         try:
-            metric = build_metric(name, options, base_dir=Path(where).parent)
+            metric = build_metric(name, options, base_dir=base_dir)
         except ConfigError as e:
             if e.path:  # already positioned in its own file (a rubric, a metrics/*.py)
                 raise
