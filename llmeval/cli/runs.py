@@ -20,10 +20,12 @@ from llmeval.cli.app import (
 )
 
 
-@app.command()
+@app.command(epilog="Example: llmeval merge runs/shard-1 runs/shard-2 -o runs/")
 @handles_errors
 def merge(
-    runs: list[Path] = typer.Argument(..., help="Shard run directories (from --shard I/N) to merge."),
+    runs: list[Path] = typer.Argument(..., metavar="RUN",
+                                      help="Shard run directories (from --shard I/N), or a run and its "
+                                           "--rerun-failed run, to merge."),
     out: Path = typer.Option(Path("runs"), "-o", "--out", help="Where the merged run directory goes."),
     suite: Path | None = typer.Option(None, "--suite", help="The suite file, when it moved since the shards ran."),
     baseline: Path | None = typer.Option(None, "--baseline", help="A baseline run or artifact folder (max_drop)."),
@@ -47,10 +49,10 @@ def merge(
         raise typer.Exit(outcome.exit_code)
 
 
-@app.command()
+@app.command(epilog="Example: llmeval init . && llmeval validate suites/example.yaml")
 @handles_errors
 def init(
-    directory: Path = typer.Argument(Path("."), help="The project folder (default: here)."),
+    directory: Path = typer.Argument(Path("."), metavar="DIR", help="The project folder (default: here)."),
     action: str = typer.Option("", "--action", help="The llmeval action the workflow uses, OWNER/REPO@REF."),
     force: bool = typer.Option(False, "--force", help="Overwrite files that exist."),
 ) -> None:
@@ -63,7 +65,7 @@ def init(
                "(set OPENAI_API_KEY); add OPENAI_API_KEY to the repository's Actions secrets")
 
 
-@app.command()
+@app.command(epilog="Example: llmeval compare runs/<baseline> runs/<candidate>")
 @handles_errors
 def compare(
     base: Path = typer.Argument(..., metavar="BASE_RUN", help="The baseline run directory."),
@@ -91,7 +93,7 @@ def compare(
         raise typer.Exit(outcome.exit_code)
 
 
-@app.command()
+@app.command(epilog="Example: llmeval report runs/<id> --format html --baseline runs/<base>")
 @handles_errors
 def report(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="A run directory."),
@@ -106,7 +108,7 @@ def report(
         typer.echo(str(path))
 
 
-@app.command()
+@app.command(epilog="Example: llmeval rescore runs/<id> --suite suites/refund.yaml")
 @handles_errors
 def rescore(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="The run whose stored outputs are scored again."),
@@ -128,7 +130,7 @@ def rescore(
         raise typer.Exit(outcome.exit_code)
 
 
-@app.command()
+@app.command(epilog="Example: llmeval export runs/<id> --format parquet,csv")
 @handles_errors
 def export(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="A run directory."),
