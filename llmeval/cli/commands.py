@@ -176,8 +176,10 @@ def validate(suites: list[Path] = typer.Argument(..., metavar="SUITE", help="Sui
 @app.command(epilog="Example: llmeval schema > suite.schema.json")
 @handles_errors
 def schema() -> None:
-    """Print the JSON Schema of suite files (for editor validation)."""
-    from llmeval.config.spec import suite_json_schema
+    """Print the JSON Schema of suite files (for editor validation): every metric's options typed.
+
+    Metrics registered in ./metrics/*.py are included by name."""
+    from llmeval.suite.schema import suite_json_schema
 
     typer.echo(json.dumps(suite_json_schema(), indent=2))
 
