@@ -138,7 +138,10 @@ def _plain(v: Any) -> Any:
 def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
     """Rows of a dataset file (.jsonl .json .csv .parquet) or `hf:NAME[:CONFIG]@SPLIT`."""
     if path.startswith("hf:"):
-        return _read_hf(path[3:], base)
+        files = _local_data_files(path[3:], base)
+        if files is None:
+            return _read_hf(path[3:], base)
+        return [row for f in files for row in read_dataset(str(f), base)]
     p = Path(path) if Path(path).is_absolute() else base / path
     if not p.exists():
         raise ConfigError(f"dataset file not found: {path} (looked in {p.parent.resolve()})")
@@ -193,6 +196,25 @@ def _text(p: Path, path: str) -> str:
         return p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
+
+
+DATA_FILES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+def _local_data_files(ref: str, base: Path) -> list[Path] | None:
+    """The local data files `hf:data/qa.parquet` (or a glob such as `hf:data/*.parquet`) names, read
+    like `path:` (a data file has one split, `train`); None when `ref` is a dataset name or folder."""
+    name, _, split = ref.partition("@")
+    if not name.lower().endswith(DATA_FILES):
+        return None
+    files = sorted(base.glob(name)) if any(ch in name for ch in "*?[") and not Path(name).is_absolute() else (
+        [base / name] if (base / name).is_file() else [])
+    if not files:
+        return None
+    if split not in ("", "train"):
+        raise ConfigError(f"hf:{ref}: a local data file has one split, 'train' (not '{split}')",
+                          hint=f"write hf:{name} or path: {name}")
+    return files
 
 
 def _read_hf(ref: str, base: Path) -> list[dict[str, Any]]:
