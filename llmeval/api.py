@@ -119,5 +119,4 @@ def suite(path: str | Path, *, per_case: bool = False, **overrides: Any) -> Any:
     as for `evaluate`. The test may take the fixtures `llmeval_run` and `llmeval_result`."""
     import pytest
 
-    run_options(**overrides)  # a misspelt override fails at import of the test module
     return pytest.mark.llmeval(str(path), per_case=per_case, **overrides)
