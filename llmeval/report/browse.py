@@ -55,7 +55,7 @@ def print_runs(infos: list[RunInfo]) -> None:
     if not infos:
         console().print("no runs found")
         return
-    table = Table(title=f"{len(infos)} runs, newest first", title_justify="left")
+    table = Table(title=f"{len(infos)} run{'s' if len(infos) > 1 else ''}, newest first", title_justify="left")
     for col in ("run", "suite", "status", "when (UTC)", "targets: pass rate", "gates", "from"):
         table.add_column(col)
     for r in infos:
