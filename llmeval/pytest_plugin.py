@@ -8,10 +8,10 @@
     @llmeval.suite("suites/refund.yaml", per_case=True)  # one test per case x target, and one for the gates
     def test_refund_cases(llmeval_result): ...
 
-`@llmeval.suite(...)` is `@pytest.mark.llmeval(...)`. Suite paths are relative to pytest's rootdir,
-runs go to `<rootdir>/runs/` (`out_dir=` changes it), and each suite runs once per session however
-many tests use it. Inert until a test carries the mark: the hooks below look for it and import
-nothing else (llmeval's own test suite loads this plugin too)."""
+`@llmeval.suite(...)` is `@pytest.mark.llmeval(...)`. A suite path is relative to where pytest runs
+(else the rootdir, else the test's folder), runs go to `runs/` there (`out_dir=` changes it), and
+each suite runs once per session however many tests use it. Inert until a test carries the mark:
+the hooks below look for it and import nothing else (llmeval's own test suite loads this plugin too)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     mark = metafunc.definition.get_closest_marker(MARK)
     if mark is None:
         return
-    path, overrides = _arguments(mark, metafunc.config)
+    path, overrides = _arguments(mark, metafunc.config, metafunc.definition.path)
     if not mark.kwargs.get("per_case"):
         _check_overrides(path, overrides)  # a misspelt option fails at collection, not at the run
         return
@@ -95,13 +95,20 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(f"{run.run_id}: {report if report.is_file() else run.path}")
 
 
-def _arguments(mark: pytest.Mark, config: pytest.Config) -> tuple[Path, dict[str, Any]]:
+def _arguments(mark: pytest.Mark, config: pytest.Config, test_file: Path) -> tuple[Path, dict[str, Any]]:
+    """The suite file and the evaluate() overrides of a mark. A relative suite path is looked for
+    where pytest was started, then in the rootdir, then next to the test file; runs go to `runs/`
+    where pytest was started, as `llmeval run` would put them."""
     if len(mark.args) != 1:
-        raise pytest.UsageError(f"@llmeval.suite needs one suite path, got {mark.args!r}")
+        pytest.fail(f"@llmeval.suite needs one suite path, got {mark.args!r}", pytrace=False)
     overrides = {k: v for k, v in mark.kwargs.items() if k != "per_case"}
-    overrides.setdefault("out_dir", config.rootpath / "runs")
+    here = config.invocation_params.dir
+    overrides.setdefault("out_dir", here / "runs")
     path = Path(mark.args[0])
-    return (path if path.is_absolute() else config.rootpath / path), overrides
+    if path.is_absolute():
+        return path, overrides
+    places = [here / path, config.rootpath / path, test_file.parent / path]
+    return next((p for p in places if p.exists()), places[0]), overrides
 
 
 def _check_overrides(path: Path, overrides: dict[str, Any]) -> None:
@@ -134,7 +141,7 @@ def _case_items(path: Path, overrides: dict[str, Any]) -> list[Any]:
 def _run_for(node: Any) -> tuple[Any, str | None]:
     """(Run, None), or (Run or None, the error message) when the run failed; cached per session."""
     mark = node.get_closest_marker(MARK)
-    path, overrides = _arguments(mark, node.config)
+    path, overrides = _arguments(mark, node.config, node.path)
     key = (str(path), repr(sorted(overrides.items(), key=lambda kv: kv[0])))
     cache = node.config.stash.setdefault(_RUNS, {})
     if key not in cache:
