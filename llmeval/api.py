@@ -81,17 +81,17 @@ async def _evaluate(suite: SuiteSource, base_dir: str | Path | None, overrides: 
 
 def run_options(**overrides: Any) -> RunOptions:
     """RunOptions from `evaluate`'s keywords (short forms accepted; strings for paths and lists)."""
-    values: dict[str, Any] = {"quiet": True}
+    values: dict[str, Any] = {}
     for key, value in overrides.items():
         name = _ALIASES.get(key, key)
         if name not in _FIELDS:
             close = difflib.get_close_matches(key, sorted(_FIELDS | set(_ALIASES)), n=1)
             raise UsageError(f"evaluate() got an unknown option '{key}'",
                              hint=f"did you mean '{close[0]}'?" if close else f"options: {', '.join(sorted(_FIELDS))}")
-        if name in values and key != "quiet" and name != "quiet":
-            raise UsageError(f"evaluate() got '{key}' twice (as '{key}' and its other name)")
+        if name in values:
+            raise UsageError(f"evaluate() got '{name}' twice (once as '{key}')")
         values[name] = _coerce(name, value)
-    return RunOptions(**values)
+    return RunOptions(**{"quiet": True, **values})
 
 
 def _coerce(name: str, value: Any) -> Any:

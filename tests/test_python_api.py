@@ -187,7 +187,9 @@ def test_model_override_points_every_model_target_at_another_model(tmp_path: Pat
                     {"id": "b", "model": "openai/fake-model", "api_base": fake_openai.base_url}],
         "cases": [{"id": "c1", "input": "hello"}],
     }
-    run = llmeval.evaluate(data, model="openai/other-model", no_cache=True)
+    loaded = llmeval.load_suite(data)
+    run = llmeval.evaluate(loaded, model="openai/other-model", no_cache=True)
+    assert loaded.spec.targets[0].model == "openai/fake-model"  # the caller's Suite is not changed
     assert sorted(r["model"] for r in fake_openai.requests) == ["other-model", "other-model"]
     assert [t["model"] for t in run.manifest["targets"]] == ["openai/other-model", "openai/other-model"]
     fake_openai.reset()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +72,8 @@ async def arun_suite(suite: SuiteSource | None, options: RunOptions, base_dir: s
     if not isinstance(suite, Suite):
         source = suite if isinstance(suite, dict) else suite or ""
         suite = await asyncio.to_thread(load_suite, source, options.variables, base_dir)
+    elif options.models:  # --model rewrites targets: a caller's Suite object stays as it was
+        suite = dataclasses.replace(suite, spec=suite.spec.model_copy(deep=True), raw=copy.deepcopy(suite.raw))
     if resume_manifest is not None:
         check_unchanged(suite, resume_manifest, options.resume)
     return await _run(suite, options, resume_manifest, origin, handle_signals)
