@@ -72,7 +72,7 @@ def compare(
     cand: Path = typer.Argument(..., metavar="CAND_RUN", help="The candidate run directory."),
     out: Path | None = typer.Option(None, "-o", "--out", help="Folder for compare.html and .md (default: CAND)."),
     seed: int | None = typer.Option(None, "--seed", help="Bootstrap seed (default: the candidate suite's seed)."),
-    resamples: int = typer.Option(10_000, "--resamples", min=1000, help="Bootstrap resamples."),
+    resamples: int = typer.Option(10_000, "--resamples", min=1000, help="Bootstrap resamples (at least 1000)."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),
 ) -> None:
     """Baseline vs candidate: per-metric deltas with 95% CIs, regressions, improvements.
