@@ -60,7 +60,7 @@ def _split_reruns(runs: list[Run]) -> tuple[list[Run], list[Run]]:
     """(runs made with --rerun-failed of another run in the list, the others), each in the given order."""
     ids = {run.run_id for run in runs}
     reruns = [run for run in runs if (run.manifest.get("rerun_of") or {}).get("run_id") in ids]
-    rest = [run for run in runs if run not in reruns]
+    rest = [run for run in runs if not any(run is r for r in reruns)]
     if not rest:
         raise UsageError("every run given is a --rerun-failed run; give the run it reran too")
     return reruns, rest

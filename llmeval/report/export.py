@@ -11,7 +11,7 @@ from llmeval.results.runlog import load_run
 
 FORMATS = ("csv", "parquet", "jsonl")
 NESTED = ("input", "expected", "contexts", "tags")
-"""Columns that may hold lists or objects: JSON text in CSV; in Parquet, list columns (see `_for_parquet`)."""
+"""Columns that may hold lists or objects: JSON text in CSV; in Parquet, lists stay lists (see `_flatten`)."""
 LISTS = ("contexts", "tags")
 """Columns that are a list of strings (or null) in every row."""
 
@@ -38,11 +38,9 @@ def _flatten(df: Any, keep_lists: bool = False) -> Any:
     any case has several references. Other objects (a structured input) become JSON text."""
     out = df.copy()
     for col in NESTED:
-        if col not in out.columns:
+        if col not in out.columns or (keep_lists and col in LISTS):
             continue
         values = list(out[col])
-        if keep_lists and col in LISTS:
-            continue
         if keep_lists and col == "expected" and any(isinstance(v, list) for v in values):
             out[col] = [v if v is None or isinstance(v, list) else [v] for v in values]
             continue

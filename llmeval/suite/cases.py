@@ -207,8 +207,10 @@ def _local_data_files(ref: str, base: Path) -> list[Path] | None:
     name, _, split = ref.partition("@")
     if not name.lower().endswith(DATA_FILES):
         return None
-    files = sorted(base.glob(name)) if any(ch in name for ch in "*?[") and not Path(name).is_absolute() else (
-        [base / name] if (base / name).is_file() else [])
+    if any(ch in name for ch in "*?[") and not Path(name).is_absolute():
+        files = sorted(base.glob(name))
+    else:
+        files = [base / name] if (base / name).is_file() else []
     if not files:
         return None
     if split not in ("", "train"):
