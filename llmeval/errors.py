@@ -44,6 +44,8 @@ class ConfigError(LlmevalError):
 
     def render(self) -> str:
         where = f"{self.path}:{self.line or 1}:{self.col or 1}: " if self.path else ""
+        if self.path and self.path.startswith("<"):  # a suite given as data (`<dict>`) has no lines
+            where = f"{self.path}: "
         text = f"{where}{self.message}"
         text = text if not self.hint else f"{text}\n  hint: {self.hint}"
         return "\n".join([text, *(e.render() for e in self.also)])

@@ -3,11 +3,12 @@
 
 Usage: python3 scripts/lock.py [--upgrade] [--python PYTHON]
 
-The inputs are pyproject.toml (core dependencies and every extra), requirements/requirements.in
-and requirements/nodeps.in (resolved without dependencies). pip resolves them in a scratch venv
-(`pip install --dry-run --ignore-installed --report`) and the report's archive hashes become the
-lock. Pins already in the lock are kept as constraints for everything not pinned directly, so a
-re-run gives the same file until an input changes; --upgrade drops them.
+The inputs are pyproject.toml (core dependencies and every extra, as compatible ranges),
+requirements/requirements.in and requirements/nodeps.in (resolved without dependencies). pip
+resolves them in a scratch venv (`pip install --dry-run --ignore-installed --report`) and the
+report's archive hashes become the lock: one exact version of every distribution. Pins already in
+the lock are kept as constraints (a direct requirement's pin only while its range still allows it),
+so a re-run gives the same file until an input changes; --upgrade drops them.
 """
 
 from __future__ import annotations
@@ -57,6 +58,15 @@ def requirement_name(req: str) -> str:
     if not match:
         raise SystemExit(f"lock: cannot read a project name from {req!r}")
     return canonical(match.group(1))
+
+
+def allows(requirement: str, pin: str) -> bool:
+    """Whether `pin` ('name==version') satisfies the version range of `requirement`."""
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # pip always carries a copy
+        from pip._vendor.packaging.requirements import Requirement
+    return Requirement(requirement).specifier.contains(pin.split("==", 1)[1], prereleases=True)
 
 
 def previous_pins() -> dict[str, str]:
@@ -124,9 +134,9 @@ def main() -> int:
 
     main_reqs = pyproject_requirements() + requirement_lines(REQ_DIR / "requirements.in")
     nodeps_reqs = requirement_lines(REQ_DIR / "nodeps.in")
-    direct = {requirement_name(r) for r in main_reqs + nodeps_reqs}
+    direct = {requirement_name(r): r for r in main_reqs + nodeps_reqs}
     kept = {} if args.upgrade else previous_pins()
-    constraints = [pin for name, pin in sorted(kept.items()) if name not in direct]
+    constraints = [pin for name, pin in sorted(kept.items()) if name not in direct or allows(direct[name], pin)]
 
     with tempfile.TemporaryDirectory(prefix="llmeval-lock-") as tmp:
         workdir = Path(tmp)

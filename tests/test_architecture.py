@@ -26,7 +26,10 @@ BELOW: dict[str, set[str]] = {
     "pipeline": GROUND | {"config", "results", "metrics", "suite", "execute", "decide", "report"},
     "api": GROUND | {"config", "results", "metrics", "suite", "execute", "decide", "report", "pipeline"},
     "cli": GROUND | {"config", "results", "metrics", "suite", "execute", "decide", "report", "pipeline", "api"},
-    "__init__": {"api", "version"},
+    "pytest_plugin": GROUND | {"config", "results", "metrics", "suite", "execute", "decide", "report", "pipeline",
+                               "api"},
+    # `llmeval.suite` is also the pytest decorator: __init__ imports the (empty) package to make it callable.
+    "__init__": {"api", "version", "suite"},
     "__main__": {"cli"},
 }
 MAX_LEVELS = 7

@@ -53,9 +53,33 @@ def test_export_writes_one_row_per_result_and_one_column_per_metric(tmp_path: Pa
     assert sorted(df["acc"].dropna().tolist()) == [0.2, 0.9]
     first = df[(df.case_id == "a") & (df.target == "t1")].iloc[0]
     expected = first["expected"]
-    assert (expected if fmt == "jsonl" else json.loads(expected)) == ["ref one", "ref two"]
+    assert (json.loads(expected) if fmt == "csv" else list(expected)) == ["ref one", "ref two"]
     errored = df[df.target == "t2"].iloc[0]
     assert errored["error"] == "no answer" and errored["error_type"] == "TimeoutError" and pd.isna(errored["acc"])
+
+
+def test_parquet_and_the_dataframe_keep_lists_as_list_columns(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    run_dir = small_run(tmp_path)
+    df = llmeval.load_run(run_dir).to_dataframe()
+    first = df[(df.case_id == "a") & (df.target == "t1")].iloc[0]
+    assert (first["expected"], first["contexts"], first["tags"]) == (["ref one", "ref two"], ["ctx"], ["x"])
+    res = runner.invoke(app, ["export", str(run_dir), "--format", "parquet"])
+    assert res.exit_code == 0, res.output
+    table = pq.read_table(run_dir / "export.parquet")
+    def kind(name: str) -> str:
+        t = table.schema.field(name).type
+        return f"list of {kind_of(t.value_type)}" if str(t).startswith("list") else kind_of(t)
+
+    def kind_of(t: object) -> str:
+        return "text" if str(t) in ("string", "large_string") else str(t)
+
+    assert {n: kind(n) for n in ("expected", "contexts", "tags", "input")} == {
+        "expected": "list of text", "contexts": "list of text", "tags": "list of text", "input": "text"}
+    rows = {(r["case_id"], r["target"]): r for r in table.to_pylist()}
+    assert rows[("a", "t1")]["expected"] == ["ref one", "ref two"] and rows[("a", "t1")]["tags"] == ["x"]
+    assert rows[("b", "t1")]["expected"] == ["answer b"]  # one reference: a list of one, same column type
+    assert json.loads(rows[("a", "t1")]["input"]) == {"question": "q?", "lang": "en"}  # an object: JSON text
 
 
 def test_export_rejects_an_unknown_format(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +96,37 @@ def test_python_m_llmeval_works() -> None:
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert proc.returncode == 0
     assert "Usage: python -m llmeval" in proc.stdout or "Usage: llmeval" in proc.stdout
+
+
+LEAKED = re.compile(r"<(list\[|int|str|bool|path|float)|\[x[<>]=|\{[a-z_]+\}")
+"""Python types in help rows (`<list[Path]>`, `<int range> [x>=1]`, `<bool>`) or lower-case `{argname}`."""
+
+
+@pytest.mark.parametrize("path", [p for p, _ in ALL], ids=[" ".join(p) for p, _ in ALL])
+def test_help_names_values_not_python_types_and_shows_an_example(path: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    text = result.stdout
+    assert not LEAKED.findall(text), f"`llmeval {' '.join(path)} --help` shows {LEAKED.findall(text)}"
+    assert "Example: llmeval " in text
+
+
+def test_run_help_shows_defaults_metavars_and_the_exit_codes() -> None:
+    text = " ".join(runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).stdout.split())
+    assert "Usage: llmeval run [OPTIONS] [SUITE]..." in text
+    assert "-j N Calls in flight per target. [default: (the suite's defaults.concurrency, else 8)]" in text
+    assert "--model [TARGET=]MODEL" in text and "--case ID" in text and "--rerun-failed RUN" in text
+    assert "--no-cache Call targets" in text  # a flag shows no type
+    assert ("Exit codes: 0 every gate passed · 1 a gate failed · 2 bad input, nothing called · "
+            "3 too many target/judge errors · 130 interrupted (finish with --resume).") in text
+
+
+def test_the_leak_check_catches_a_plain_typer_command() -> None:
+    plain = typer.Typer()
+
+    @plain.command()
+    def cmd(jobs: int = typer.Option(1, "-j", min=1, help="Jobs."),
+            flag: bool = typer.Option(False, help="F.")) -> None:
+        """A command."""
+
+    text = runner.invoke(plain, ["--help"], env={"COLUMNS": "200"}).stdout
+    assert {"<int", "[x>=", "<bool"} <= set(LEAKED.findall(text)) | {m.group(0) for m in LEAKED.finditer(text)}

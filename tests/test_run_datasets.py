@@ -135,6 +135,38 @@ def test_hf_dataset_from_a_local_folder() -> None:
         assert (result.exit_code, result.stdout) == (0, f"ok: suite.yaml ({n} cases, 1 targets, 1 metrics, 0 gates)\n")
 
 
+def test_hf_prefix_reads_local_data_files_and_globs() -> None:
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    Path("data").mkdir()
+    pd.DataFrame(ROWS).to_parquet("data/qa.parquet")
+    Path("data/more-1.jsonl").write_text(json.dumps({**ROWS[0], "qid": "q3"}) + "\n")
+    Path("data/more-2.jsonl").write_text(json.dumps({**ROWS[1], "qid": "q4"}) + "\n")
+    mod = module(UPPER)
+    for ref in ("hf:data/qa.parquet", "hf:data/qa.parquet@train", "hf:data/more-*.jsonl"):
+        write(f"""\
+            name: hf
+            targets: [{{id: up, python: "{mod}:answer"}}]
+            dataset: {{path: "{ref}", fields: {{id: qid, input: question, expected: answer, contexts: passages}}}}
+            metrics: [exact_match]
+            """)
+        result = invoke("run", "suite.yaml", "-q", "--format", "")
+        assert result.exit_code == 0, (ref, result.output)
+    runs = sorted(Path("runs").iterdir(), key=lambda p: p.stat().st_mtime)
+    assert [r["case_id"] for r in results(runs[0])] == ["q1", "q2"]
+    assert results(runs[0])[0]["contexts"] == ["p1", "p2"]
+    assert [r["case_id"] for r in results(runs[2])] == ["q3", "q4"]
+    write("""\
+        name: hf
+        targets: [{id: rec, outputs: x.jsonl}]
+        dataset: {path: "hf:data/qa.parquet@test"}
+        """)
+    result = invoke("validate", "suite.yaml")
+    assert result.exit_code == 2
+    assert result.stderr == ("suite.yaml:3:17: hf:data/qa.parquet@test: a local data file has one split, "
+                             "'train' (not 'test')\n  hint: write hf:data/qa.parquet or path: data/qa.parquet\n")
+
+
 def test_hf_dataset_offline_fails_with_a_clear_message() -> None:
     pytest.importorskip("datasets")
     write("""\

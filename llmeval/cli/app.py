@@ -16,15 +16,77 @@ F = TypeVar("F", bound=Callable[..., Any])
 REPORT_FORMATS = ("html", "md", "junit")
 ALLOW_DAMAGED_HELP = ("Go on when a run's results.jsonl has damaged lines, with its readable results "
                       "(a warning lists the lines); without it such a run is refused (exit 2).")
+EXIT_CODES = ("Exit codes: 0 every gate passed · 1 a gate failed · 2 bad input, nothing called · "
+              "3 too many target/judge errors · 130 interrupted (finish with --resume).")
+_METAVARS = (("bool", ""), ("int", "N"), ("float", "NUMBER"), ("path", "PATH"), ("str", "TEXT"))
+"""Typer's type labels (`<int range>`, `<list[Path]>`, ...) by what they contain -> the metavar shown."""
 
-app = typer.Typer(
+
+def _metavar(p: Any, ctx: Any) -> str:
+    if getattr(p, "is_flag", False) or getattr(p, "count", False):
+        return ""
+    try:
+        label = str(p.display_type(ctx)).lower()
+    except Exception:  # another typer: a neutral name rather than a broken --help
+        return "VALUE"
+    return next((name for key, name in _METAVARS if key in label), "VALUE")
+
+
+def plain_help(params: list[Any], ctx: Any) -> list[Any]:
+    """Help rows that name a value (N, PATH, TEXT, or the option's own metavar), never a Python
+    type (`<list[Path]>`, `<int range> [x>=1]`, `<bool>` for a flag). Parsing is unchanged."""
+    # Typer draws these from each parameter's display_type_rich() and _get_number_range_help_str();
+    # replacing them on the instances changes the help only (test_help.py fails if that stops working).
+    for p in params:
+        if p.param_type_name == "argument":
+            p.display_type_rich = lambda ctx: None  # the argument's name (SUITE, RUN) says it
+        elif p.metavar is None:
+            p.metavar = _metavar(p, ctx)
+        p._get_number_range_help_str = lambda: None  # the bound is still checked when parsing
+    return params
+
+
+class Command(typer.core.TyperCommand):
+    """Every llmeval command: plain help rows (see `plain_help`)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        plain_help(self.get_params(ctx), ctx)
+        super().format_help(ctx, formatter)
+
+
+class Group(typer.core.TyperGroup):
+    """Every llmeval command group: plain help rows for its own options."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        plain_help(self.get_params(ctx), ctx)
+        super().format_help(ctx, formatter)
+
+
+class App(typer.Typer):
+    """A Typer app whose commands and groups render help with `plain_help`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cls=Group, **kwargs)
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", Command)
+        return super().command(*args, **kwargs)
+
+
+app = App(
     name="llmeval", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Evaluate LLM applications: run YAML suites, score, gate, compare and report.",
+    epilog="Example: llmeval run suites/demo.yaml, then llmeval view. " + EXIT_CODES,
 )
-list_app = typer.Typer(help="List what is available.", no_args_is_help=True)
-cache_app = typer.Typer(help="Inspect or clear the response cache.", no_args_is_help=True)
+list_app = App(help="List what is available.", no_args_is_help=True,
+               epilog="Example: llmeval list metrics --json")
+cache_app = App(help="Inspect or clear the response cache.", no_args_is_help=True,
+                epilog="Example: llmeval cache info")
+runs_app = App(help="List and show stored runs.", no_args_is_help=True,
+               epilog="Example: llmeval runs list runs/")
 app.add_typer(list_app, name="list")
 app.add_typer(cache_app, name="cache")
+app.add_typer(runs_app, name="runs")
 
 
 def handles_errors(fn: F) -> F:
@@ -79,6 +141,26 @@ def parse_vars(pairs: list[str] | None) -> dict[str, str]:
         key, sep, value = p.partition("=")
         if not sep or not key:
             raise UsageError(f"--var expects KEY=VALUE, got '{p}'")
+        out[key] = value
+    return out
+
+
+def parse_models(values: list[str] | None) -> dict[str, str]:
+    """`--model TARGET=MODEL` or `--model MODEL` (every model target) as {target id or "": model}."""
+    import re
+
+    from llmeval.errors import UsageError
+
+    out: dict[str, str] = {}
+    for v in values or []:
+        tid, sep, model = v.partition("=")
+        # A target id has no '/' (model strings do): `openai/x=y` is a model, not TARGET=MODEL.
+        key, value = (tid, model) if sep and re.fullmatch(r"[A-Za-z0-9_.\-]+", tid) else ("", v)
+        if not value:
+            raise UsageError(f"--model expects TARGET=MODEL or MODEL, got '{v}'")
+        if key in out:
+            raise UsageError(f"--model {key + '=' if key else ''}... given twice",
+                             hint="give each target one model (and at most one --model MODEL for all)")
         out[key] = value
     return out
 

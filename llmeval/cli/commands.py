@@ -13,6 +13,7 @@ import typer
 
 from llmeval.cli.app import (
     ALLOW_DAMAGED_HELP,
+    EXIT_CODES,
     REPORT_FORMATS,
     app,
     cache_app,
@@ -21,32 +22,52 @@ from llmeval.cli.app import (
     list_app,
     outcome_json,
     parse_formats,
+    parse_models,
     parse_shard,
     parse_vars,
     show_outcome,
 )
 
 
-@app.command()
+@app.command(epilog="Example: llmeval run suites/refund.yaml -j 16 --model mini=openai/gpt-4o --tag smoke\n\n"
+                     + EXIT_CODES)
 @handles_errors
 def run(
-    suites: list[Path] = typer.Argument(None, help="Suite files to run.", show_default=False),
-    out: Path = typer.Option(Path("runs"), "-o", "--out", help="Where run directories go."),
-    target: list[str] | None = typer.Option(None, "-t", "--target", help="Only these target ids (repeatable)."),
-    concurrency: int | None = typer.Option(None, "-j", "--concurrency", min=1, help="Calls in flight per target."),
+    suites: list[Path] = typer.Argument(None, metavar="SUITE", help="Suite files to run.", show_default=False),
+    out: Path = typer.Option(Path("runs"), "-o", "--out", metavar="DIR", help="Where run directories go."),
+    target: list[str] | None = typer.Option(None, "-t", "--target", metavar="ID",
+                                            help="Only these target ids (repeatable)."),
+    model: list[str] | None = typer.Option(None, "--model", metavar="[TARGET=]MODEL",
+                                           help="Another model for a model target, or for all of them (repeatable)."),
+    case: list[str] | None = typer.Option(None, "--case", metavar="ID", help="Only these case ids (repeatable)."),
+    concurrency: int | None = typer.Option(None, "-j", "--concurrency", min=1, metavar="N",
+                                           show_default="the suite's defaults.concurrency, else 8",
+                                           help="Calls in flight per target."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Call targets even when a cached answer exists."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Run at most N cases."),
-    tag: list[str] | None = typer.Option(None, "--tag", help="Only cases with this tag (repeatable)."),
-    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Run each case N times."),
-    baseline: Path | None = typer.Option(None, "--baseline", help="A baseline run directory for max_drop gates."),
-    shard: str | None = typer.Option(None, "--shard", help="Run shard I of N (I/N)."),
-    resume: Path | None = typer.Option(None, "--resume", help="Finish a partial run directory."),
-    format: str = typer.Option("html,md,junit", "--format", help="Reports to write: html,md,junit."),
+    limit: int | None = typer.Option(None, "--limit", min=1, metavar="N", show_default="every case",
+                                     help="Run at most N cases."),
+    tag: list[str] | None = typer.Option(None, "--tag", metavar="TAG", help="Only cases with this tag (repeatable)."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, metavar="N",
+                                      show_default="the suite's defaults.epochs, else 1",
+                                      help="Run each case N times."),
+    baseline: Path | None = typer.Option(None, "--baseline", metavar="RUN",
+                                         help="A baseline run directory for max_drop gates."),
+    shard: str | None = typer.Option(None, "--shard", metavar="I/N", help="Run shard I of N, e.g. 2/4."),
+    resume: Path | None = typer.Option(None, "--resume", metavar="RUN", help="Finish a partial run directory."),
+    rerun_failed: Path | None = typer.Option(
+        None, "--rerun-failed", metavar="RUN",
+        help="Run only the cases that failed or errored in RUN, with its targets, epochs and vars, into a new run "
+             "(compare it with RUN, or merge the two).",
+    ),
+    format: str = typer.Option("html,md,junit", "--format", metavar="LIST", help="Reports to write: html,md,junit."),
     github: bool | None = typer.Option(
         None, "--github/--no-github", help="GitHub Actions output (default: on when GITHUB_ACTIONS=true)."
     ),
-    var: list[str] | None = typer.Option(None, "--var", help="Template variable KEY=VALUE (repeatable)."),
-    max_errors: int | None = typer.Option(None, "--max-errors", min=0, help="Fail (exit 3) when more results error."),
+    var: list[str] | None = typer.Option(None, "--var", metavar="KEY=VALUE",
+                                         help="Template variable (repeatable)."),
+    max_errors: int | None = typer.Option(None, "--max-errors", min=0, metavar="N",
+                                          show_default="fail only when every case of a target errored",
+                                          help="Fail (exit 3) when more results error."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Expand cases and estimate calls, tokens and cost; call nothing."
     ),
@@ -59,15 +80,18 @@ def run(
     from llmeval.pipeline.options import RunOptions
 
     suites = list(suites or [])
-    if not suites and resume is None:
+    if not suites and resume is None and rerun_failed is None:
         raise UsageError("give at least one suite file (or --resume RUN_DIR)", hint="llmeval run suites/example.yaml")
     if resume is not None and len(suites) > 1:
         raise UsageError("--resume continues one run: give at most one suite file with it")
+    if rerun_failed is not None and (resume is not None or len(suites) > 1):
+        raise UsageError("--rerun-failed reruns one run: give at most one suite file and no --resume with it")
     options = RunOptions(
         out_dir=out, targets=target, concurrency=concurrency, no_cache=no_cache, limit=limit, tags=tag,
         epochs=epochs, baseline=baseline, shard=parse_shard(shard), resume=resume,
         formats=parse_formats(format, REPORT_FORMATS), variables=parse_vars(var), max_errors=max_errors,
         allow_damaged=allow_damaged,
+        models=parse_models(model), cases=case, rerun_failed=rerun_failed,
     )
     if baseline is not None:
         from llmeval.decide.baseline import check_baseline_path
@@ -95,13 +119,13 @@ def _run_all(suites: list[Path], options: Any, use_github: bool, json_out: bool,
     from llmeval.suite.loader import load_suite
 
     # Every suite is loaded and planned (unknown -t, no cases for --tag) before anything is called.
-    # With --resume the run's saved options and vars apply, so run_suite loads the suite itself.
+    # With --resume or --rerun-failed that run's saved options and vars apply: run_suite loads the suite itself.
     loaded: list[Any] = []
     for s in suites:
         suite = load_suite(s, options.variables)
-        if options.resume is None:
+        if options.resume is None and options.rerun_failed is None:
             plan(suite, options)
-        loaded.append(suite if options.resume is None else s)
+        loaded.append(suite if options.resume is None and options.rerun_failed is None else s)
     show = not quiet and not json_out
     options.quiet = not show
     if show and sys.stderr.isatty():
@@ -131,9 +155,9 @@ def _run_all(suites: list[Path], options: Any, use_github: bool, json_out: bool,
         raise typer.Exit(code)
 
 
-@app.command()
+@app.command(epilog="Example: llmeval validate suites/*.yaml")
 @handles_errors
-def validate(suites: list[Path] = typer.Argument(..., help="Suite files to check.")) -> None:
+def validate(suites: list[Path] = typer.Argument(..., metavar="SUITE", help="Suite files to check.")) -> None:
     """Check suites without calling anything; errors as file:line:col: message."""
     from llmeval.errors import ConfigError
     from llmeval.suite.loader import load_suite
@@ -152,16 +176,18 @@ def validate(suites: list[Path] = typer.Argument(..., help="Suite files to check
         raise typer.Exit(2)
 
 
-@app.command()
+@app.command(epilog="Example: llmeval schema > suite.schema.json")
 @handles_errors
 def schema() -> None:
-    """Print the JSON Schema of suite files (for editor validation)."""
-    from llmeval.config.spec import suite_json_schema
+    """Print the JSON Schema of suite files (for editor validation): every metric's options typed.
+
+    Metrics registered in ./metrics/*.py are included by name."""
+    from llmeval.suite.schema import suite_json_schema
 
     typer.echo(json.dumps(suite_json_schema(), indent=2))
 
 
-@list_app.command("metrics")
+@list_app.command("metrics", epilog="Example: llmeval list metrics --json")
 @handles_errors
 def list_metrics(json_out: bool = typer.Option(False, "--json", help="As JSON.")) -> None:
     """Every metric with a one-line description, its options and what it needs."""
@@ -172,7 +198,7 @@ def list_metrics(json_out: bool = typer.Option(False, "--json", help="As JSON.")
     typer.echo(json.dumps(rows, indent=2)) if json_out else print_catalog(rows, "metrics")
 
 
-@list_app.command("targets")
+@list_app.command("targets", epilog="Example: llmeval list targets")
 @handles_errors
 def list_targets(json_out: bool = typer.Option(False, "--json", help="As JSON.")) -> None:
     """Every target kind with a one-line description."""
@@ -183,7 +209,7 @@ def list_targets(json_out: bool = typer.Option(False, "--json", help="As JSON.")
     typer.echo(json.dumps(rows, indent=2)) if json_out else print_catalog(rows, "targets")
 
 
-@cache_app.command("info")
+@cache_app.command("info", epilog="Example: llmeval cache info --json")
 @handles_errors
 def cache_info_cmd(json_out: bool = typer.Option(False, "--json", help="As JSON.")) -> None:
     """Where the cache is, how many responses it holds, its size."""
@@ -197,7 +223,7 @@ def cache_info_cmd(json_out: bool = typer.Option(False, "--json", help="As JSON.
     typer.echo(f"{info['path']}\n{info['entries']} responses ({kinds}), {info['bytes'] / 1e6:.1f} MB")
 
 
-@cache_app.command("clear")
+@cache_app.command("clear", epilog="Example: llmeval cache clear")
 @handles_errors
 def cache_clear_cmd() -> None:
     """Delete every cached response."""

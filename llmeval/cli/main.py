@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmeval.cli import commands, runs  # noqa: F401  (importing a command module registers its commands)
+from llmeval.cli import commands, runs, viewing  # noqa: F401  (importing a command module registers its commands)
 from llmeval.cli.app import app
 
 __all__ = ["app", "main"]

@@ -21,10 +21,12 @@ from llmeval.cli.app import (
 )
 
 
-@app.command()
+@app.command(epilog="Example: llmeval merge runs/shard-1 runs/shard-2 -o runs/")
 @handles_errors
 def merge(
-    runs: list[Path] = typer.Argument(..., help="Shard run directories (from --shard I/N) to merge."),
+    runs: list[Path] = typer.Argument(..., metavar="RUN",
+                                      help="Shard run directories (from --shard I/N), or a run and its "
+                                           "--rerun-failed run, to merge."),
     out: Path = typer.Option(Path("runs"), "-o", "--out", help="Where the merged run directory goes."),
     suite: Path | None = typer.Option(None, "--suite", help="The suite file, when it moved since the shards ran."),
     baseline: Path | None = typer.Option(None, "--baseline", help="A baseline run or artifact folder (max_drop)."),
@@ -50,10 +52,10 @@ def merge(
         raise typer.Exit(outcome.exit_code)
 
 
-@app.command()
+@app.command(epilog="Example: llmeval init . && llmeval validate suites/example.yaml")
 @handles_errors
 def init(
-    directory: Path = typer.Argument(Path("."), help="The project folder (default: here)."),
+    directory: Path = typer.Argument(Path("."), metavar="DIR", help="The project folder (default: here)."),
     action: str = typer.Option("", "--action", help="The llmeval action the workflow uses, OWNER/REPO@REF."),
     force: bool = typer.Option(False, "--force", help="Overwrite files that exist."),
 ) -> None:
@@ -66,14 +68,14 @@ def init(
                "(set OPENAI_API_KEY); add OPENAI_API_KEY to the repository's Actions secrets")
 
 
-@app.command()
+@app.command(epilog="Example: llmeval compare runs/<baseline> runs/<candidate>")
 @handles_errors
 def compare(
     base: Path = typer.Argument(..., metavar="BASE_RUN", help="The baseline run directory."),
     cand: Path = typer.Argument(..., metavar="CAND_RUN", help="The candidate run directory."),
     out: Path | None = typer.Option(None, "-o", "--out", help="Folder for compare.html and .md (default: CAND)."),
     seed: int | None = typer.Option(None, "--seed", help="Bootstrap seed (default: the candidate suite's seed)."),
-    resamples: int = typer.Option(10_000, "--resamples", min=1000, help="Bootstrap resamples."),
+    resamples: int = typer.Option(10_000, "--resamples", min=1000, help="Bootstrap resamples (at least 1000)."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),
     allow_damaged: bool = typer.Option(False, "--allow-damaged", help=ALLOW_DAMAGED_HELP),
 ) -> None:
@@ -95,7 +97,7 @@ def compare(
         raise typer.Exit(outcome.exit_code)
 
 
-@app.command()
+@app.command(epilog="Example: llmeval report runs/<id> --format html --baseline runs/<base>")
 @handles_errors
 def report(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="A run directory."),
@@ -111,7 +113,7 @@ def report(
         typer.echo(str(path))
 
 
-@app.command()
+@app.command(epilog="Example: llmeval rescore runs/<id> --suite suites/refund.yaml")
 @handles_errors
 def rescore(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="The run whose stored outputs are scored again."),
@@ -134,7 +136,7 @@ def rescore(
         raise typer.Exit(outcome.exit_code)
 
 
-@app.command()
+@app.command(epilog="Example: llmeval export runs/<id> --format parquet,csv")
 @handles_errors
 def export(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="A run directory."),

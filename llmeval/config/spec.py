@@ -1,4 +1,4 @@
-"""Pydantic models of the suite file; `llmeval schema` prints their JSON Schema."""
+"""Pydantic models of the suite file; `llmeval schema` prints their JSON Schema (llmeval/suite/schema.py)."""
 
 from __future__ import annotations
 
@@ -383,11 +383,3 @@ class SuiteSpec(Strict):
             raise ValueError("a suite needs cases, a dataset, or both")
         return self
 
-
-def suite_json_schema() -> dict[str, Any]:
-    """The JSON Schema of suite files, for editor validation."""
-    schema = SuiteSpec.model_json_schema(by_alias=True)
-    schema["patternProperties"] = {"^x-": {}}  # blocks for YAML anchors, ignored by llmeval
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "llmeval suite"
-    return schema

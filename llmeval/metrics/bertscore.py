@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from llmeval.errors import ConfigError, MissingDependencyError
 from llmeval.metrics.base import Metric, MetricOptions, ScoringContext
@@ -33,7 +33,7 @@ class BertScoreOptions(MetricOptions):
     otherwise bert-score's tuned default for the model."""
     measure: Literal["f", "precision", "recall"] = "f"
     """The value of the score; all three are always in `details`."""
-    batch_size: int = 64
+    batch_size: int = Field(64, ge=1)
     """Sentences per forward pass (the run's texts are deduplicated and sorted by length)."""
     idf: bool = False
     """Weight tokens by inverse document frequency computed over the run's references."""
@@ -48,8 +48,6 @@ class BertScoreOptions(MetricOptions):
 
     @model_validator(mode="after")
     def _check(self) -> BertScoreOptions:
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
         if _looks_like_path(self.model) and self.num_layers is None:
             raise ValueError(f"num_layers is required for a local model folder ({self.model})")
         return self

@@ -8,7 +8,7 @@ import importlib.util
 import re
 from typing import Any, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from llmeval.errors import MissingDependencyError
 from llmeval.metrics.base import Metric, MetricOptions, ScoringContext
@@ -20,7 +20,8 @@ _TYPE_RE = re.compile(r"^rouge([1-9]|L|Lsum)$")
 
 
 class RougeOptions(MetricOptions):
-    types: list[str] = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
+    types: list[str] = Field(["rouge1", "rouge2", "rougeL", "rougeLsum"], json_schema_extra={
+        "items": {"type": "string", "pattern": "^(rouge[1-9]|rougeL|rougeLsum)$"}, "minItems": 1, "uniqueItems": True})
     """Which ROUGE scores to write, each under its own name: rouge1..rouge9, rougeL, rougeLsum."""
     measure: Literal["f", "precision", "recall"] = "f"
     """The value of each score; the other two are always in `details`."""

@@ -55,6 +55,8 @@ def build_manifest(
             "tags": options.tags,
             "epochs": epochs,
             "shard": list(options.shard) if options.shard else None,
+            "cases": options.cases,
+            "models": options.models,
             "vars": options.variables,
             "concurrency": options.concurrency,
             "no_cache": options.no_cache,

@@ -1,4 +1,5 @@
-"""`llmeval merge`: combine shard runs of one suite into one run, as if it had run unsharded.
+"""`llmeval merge`: combine shard runs of one suite into one run, as if it had run unsharded; or a
+run with its `--rerun-failed` run, whose results replace those of the cases it reran.
 
 Results are concatenated; the summary (corpus metrics included), the gates and the reports are
 recomputed from all of them, so the merged run.json equals that of an unsharded run."""
@@ -25,15 +26,20 @@ def merge_runs(paths: list[Path], out_dir: Path, suite_path: Path | None = None,
     if not paths:
         raise UsageError("give the shard run directories to merge", hint="llmeval merge runs/a runs/b -o runs/")
     opts = options or RunOptions()
-    runs = [load_run(p, opts.allow_damaged) for p in paths]
+    loaded = [load_run(p, opts.allow_damaged) for p in paths]
+    reruns, runs = _split_reruns(loaded)
     _check_compatible(runs)
+    _check_reruns(reruns, runs)
     first = runs[0].manifest
     path = suite_path or Path(first["suite"]["path"])
     suite = load_suite(path, (first.get("options") or {}).get("vars") or {})
     if suite.sha256 != first["suite"]["sha256"]:
         raise UsageError(f"{path} has changed since the shards ran (sha256 differs)",
                          hint="merge with the suite file the shards ran, via --suite FILE")
-    results = [r for run in runs for r in run.results]
+    merged = {r.key: r for run in runs for r in run.results}
+    for rerun in reruns:  # a rerun's results replace those of the run it reran
+        merged.update({r.key: r for r in rerun.results})
+    results = list(merged.values())
     results.sort(key=lambda r: (r.epoch, r.case_id, r.target))
     ids = [t["id"] for t in first.get("targets", [])]
     run_id = new_run_id(suite.name)
@@ -41,8 +47,8 @@ def merge_runs(paths: list[Path], out_dir: Path, suite_path: Path | None = None,
     writer = RunWriter(run_dir)
     writer.rewrite_results(results)
     writer.close()
-    manifest = _merged_manifest(runs, run_id, [str(r.dir) for r in runs])
-    damaged = damaged_inputs(runs)
+    manifest = _merged_manifest(runs + reruns, run_id, [str(r.dir) for r in loaded])
+    damaged = damaged_inputs(loaded)
     if damaged:
         manifest["damaged_inputs"] = damaged
     notes: dict[str, Any] = {}
@@ -58,6 +64,33 @@ def damaged_inputs(runs: list[Run]) -> list[dict[str, Any]]:
     return [{"file": str(r.dir / RESULTS), "lines": [d.line for d in r.damaged]} for r in runs if r.damaged]
 
 
+def _split_reruns(runs: list[Run]) -> tuple[list[Run], list[Run]]:
+    """(runs made with --rerun-failed of another run in the list, the others), each in the given order."""
+    ids = {run.run_id for run in runs}
+    reruns = [run for run in runs if (run.manifest.get("rerun_of") or {}).get("run_id") in ids]
+    rest = [run for run in runs if not any(run is r for r in reruns)]
+    if not rest:
+        raise UsageError("every run given is a --rerun-failed run; give the run it reran too")
+    return reruns, rest
+
+
+def _check_reruns(reruns: list[Run], runs: list[Run]) -> None:
+    """A rerun replaces results of its origin: same suite file and set-up, and complete."""
+    for rerun in reruns:
+        origin_id = rerun.manifest["rerun_of"]["run_id"]
+        origin = next(run for run in runs if run.run_id == origin_id)
+        if rerun.manifest["suite"]["sha256"] != origin.manifest["suite"]["sha256"]:
+            raise UsageError(f"{rerun.dir} reran a changed suite file (sha256 differs from {origin.dir})",
+                             hint=f"compare them instead: llmeval compare {origin.dir} {rerun.dir}")
+        for key in ("epochs", "vars", "models"):
+            a, b = (origin.manifest.get("options") or {}).get(key), (rerun.manifest.get("options") or {}).get(key)
+            if (a or None) != (b or None):
+                raise UsageError(f"{rerun.dir} ran with {key}={b!r}, {origin.dir} with {key}={a!r}")
+        if rerun.status != "complete":
+            raise UsageError(f"{rerun.dir} is {rerun.status}, not complete",
+                             hint=f"finish it first: llmeval run --resume {rerun.dir}")
+
+
 def _check_compatible(runs: list[Run]) -> None:
     """Same suite file, same targets and settings, disjoint (case, target, epoch) keys, every shard present."""
     first = runs[0]
@@ -67,7 +100,7 @@ def _check_compatible(runs: list[Run]) -> None:
             raise UsageError(f"{run.dir} ran a different suite file than {first.dir} (sha256 differs)")
         if run.targets != first.targets:
             raise UsageError(f"{run.dir} ran targets {run.targets}, {first.dir} ran {first.targets}")
-        for key in ("epochs", "tags", "limit", "targets", "vars"):
+        for key in ("epochs", "tags", "limit", "targets", "vars", "cases", "models"):
             a, b = (first.manifest.get("options") or {}).get(key), (run.manifest.get("options") or {}).get(key)
             if a != b:
                 raise UsageError(f"{run.dir} ran with {key}={b!r}, {first.dir} with {key}={a!r}")

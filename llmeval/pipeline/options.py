@@ -26,7 +26,20 @@ class RunOptions:
     max_errors: int | None = None
     allow_damaged: bool = False
     """Go on when a run read (the baseline, merged shards) has damaged lines in results.jsonl."""
+    models: dict[str, str] = field(default_factory=dict)
+    """`--model`: {target id: model} for model targets; the key "" means every model target."""
+    cases: list[str] | None = None
+    """`--case`: only these case ids."""
+    rerun_failed: Path | None = None
+    """`--rerun-failed RUN`: only the cases that failed or errored in RUN, with RUN's targets, epochs and vars."""
     progress: Any = None
     """A callable factory(total, description) -> object with advance(result) and close(); None for silence."""
     quiet: bool = False
     """Print nothing on stderr (the CLI's -q and --json)."""
+
+    def __post_init__(self) -> None:
+        # The Python API passes strings: paths are Paths from here on.
+        for name in ("out_dir", "baseline", "resume", "rerun_failed"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                setattr(self, name, Path(value))

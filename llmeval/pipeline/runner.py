@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,8 @@ from llmeval.results.summary import build_summary
 from llmeval.suite.cases import expand, select_cases
 from llmeval.suite.loader import Suite, load_suite
 
+SuiteSource = Suite | str | Path | dict[str, Any]
+
 
 @dataclass
 class RunOutcome:
@@ -41,9 +45,17 @@ class RunOutcome:
         return self.exit_code == 0
 
 
-def run_suite(suite: Suite | str | Path | None, options: RunOptions) -> RunOutcome:
-    """Run one suite (a loaded Suite or a path; None with --resume) end to end and write its run
-    directory; raises Interrupted on Ctrl-C/SIGTERM."""
+def run_suite(suite: SuiteSource | None, options: RunOptions) -> RunOutcome:
+    """Run one suite end to end and write its run directory (the CLI's `llmeval run`): a blocking
+    call that owns its event loop; Ctrl-C/SIGTERM stop it cleanly and raise Interrupted."""
+    return asyncio.run(arun_suite(suite, options, handle_signals=True))
+
+
+async def arun_suite(suite: SuiteSource | None, options: RunOptions, base_dir: str | Path | None = None,
+                     handle_signals: bool = False) -> RunOutcome:
+    """Run one suite (a loaded Suite, a path or a dict; None with `resume` or `rerun_failed`) inside
+    the caller's event loop. `base_dir` anchors a dict suite's relative paths. With `handle_signals`
+    (only for a loop this call owns), SIGINT/SIGTERM stop the run and raise Interrupted."""
     resume_manifest = None
     if options.resume is not None:
         resume_manifest = read_manifest(options.resume)
@@ -52,11 +64,20 @@ def run_suite(suite: Suite | str | Path | None, options: RunOptions) -> RunOutco
         if not suite:
             suite = saved_file if saved_file and Path(saved_file).exists() else resume_manifest["suite"]["path"]
         _restore_options(options, resume_manifest)
+    origin = None
+    if options.rerun_failed is not None and resume_manifest is None:
+        from llmeval.pipeline.overrides import prepare_rerun
+
+        origin, saved_suite = prepare_rerun(options)
+        suite = suite or saved_suite
     if not isinstance(suite, Suite):
-        suite = load_suite(suite or "", options.variables)
+        source = suite if isinstance(suite, dict) else suite or ""
+        suite = await asyncio.to_thread(load_suite, source, options.variables, base_dir)
+    elif options.models:  # --model rewrites targets: a caller's Suite object stays as it was
+        suite = dataclasses.replace(suite, spec=suite.spec.model_copy(deep=True), raw=copy.deepcopy(suite.raw))
     if resume_manifest is not None:
         check_unchanged(suite, resume_manifest, options.resume)
-    return asyncio.run(_run(suite, options, resume_manifest))
+    return await _run(suite, options, resume_manifest, origin, handle_signals)
 
 
 def check_unchanged(suite: Suite, manifest: dict[str, Any], run_dir: Path | None) -> None:
@@ -82,6 +103,8 @@ def _restore_options(options: RunOptions, manifest: dict[str, Any]) -> None:
     options.limit = options.limit or saved.get("limit")
     options.tags = options.tags or saved.get("tags")
     options.epochs = options.epochs or saved.get("epochs")
+    options.cases = options.cases or saved.get("cases")
+    options.models = {**(saved.get("models") or {}), **options.models}
     if options.shard is None and saved.get("shard"):
         options.shard = tuple(saved["shard"])  # type: ignore[assignment]
     options.variables = {**saved.get("vars", {}), **options.variables}
@@ -89,6 +112,10 @@ def _restore_options(options: RunOptions, manifest: dict[str, Any]) -> None:
 
 def plan(suite: Suite, options: RunOptions) -> tuple[list[WorkItem], list[str], int]:
     """The work items of a run: selected cases x targets x epochs."""
+    from llmeval.pipeline.overrides import apply_models, check_case_ids
+
+    apply_models(suite, options.models)
+    check_case_ids(suite, options.cases)
     spec = suite.spec
     ids = [t.id for t in spec.targets]
     if options.targets:
@@ -98,7 +125,7 @@ def plan(suite: Suite, options: RunOptions) -> tuple[list[WorkItem], list[str], 
                 f"unknown target(s) {', '.join(unknown)} for suite {suite.name}", hint=f"targets: {', '.join(ids)}"
             )
         ids = [t for t in ids if t in options.targets]
-    cases = select_cases(suite.cases, options.tags, options.limit, options.shard)
+    cases = select_cases(suite.cases, options.tags, options.limit, options.shard, options.cases)
     # An empty shard is fine (a CI matrix may have more shards than cases): it writes an empty run.
     if not cases and (options.shard is None or not select_cases(suite.cases, options.tags)):
         raise UsageError("no cases selected" + (f" (tags: {', '.join(options.tags)})" if options.tags else ""))
@@ -125,7 +152,8 @@ def build_targets(suite: Suite, ids: list[str]) -> dict[str, Target]:
     return out
 
 
-async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any] | None) -> RunOutcome:
+async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any] | None,
+               origin: dict[str, Any] | None, handle_signals: bool) -> RunOutcome:
     items, ids, epochs = plan(suite, options)
     targets = build_targets(suite, ids)
     await preload_local_models(suite, targets, options.quiet)
@@ -154,6 +182,8 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
         writer.rewrite_results(done)
     manifest = build_manifest(suite, options, run_id, ids, epochs, targets)
     manifest["started_at"] = (resume_manifest or {}).get("started_at", manifest["started_at"])
+    if origin is not None or (resume_manifest or {}).get("rerun_of"):
+        manifest["rerun_of"] = origin or (resume_manifest or {})["rerun_of"]
     writer.write_manifest(manifest)
     results = list(done)
     progress = options.progress(len(items), suite.name, len(done)) if options.progress else None
@@ -169,7 +199,7 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
         if hasattr(t, "concurrency"):  # targets with their own thread pool size it to the policy
             t.concurrency = policies[tid].concurrency
     engine = Engine(targets, policies, cache, on_result, options.max_errors)
-    interrupted = await _execute(engine, todo)
+    interrupted = await _execute(engine, todo, handle_signals)
     if progress is not None:
         progress.close()
     judge = None
@@ -302,8 +332,9 @@ def _write_reports(run_dir: Path, formats: list[str], baseline: Any = None) -> N
         write_reports(run_dir, formats, baseline=baseline)
 
 
-async def _execute(engine: Engine, todo: list[WorkItem]) -> bool:
-    """Run the engine; True when interrupted by SIGINT/SIGTERM."""
+async def _execute(engine: Engine, todo: list[WorkItem], handle_signals: bool) -> bool:
+    """Run the engine; True when interrupted by SIGINT/SIGTERM (caught only with `handle_signals`:
+    a host application's or a notebook's own loop keeps its handlers)."""
     loop = asyncio.get_running_loop()
     stopped = False
 
@@ -313,7 +344,7 @@ async def _execute(engine: Engine, todo: list[WorkItem]) -> bool:
         engine.stop()
 
     installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM) if handle_signals else ():
         try:
             loop.add_signal_handler(sig, stop)
             installed.append(sig)

@@ -11,7 +11,9 @@ from llmeval.results.runlog import MANIFEST, load_run
 
 FORMATS = ("csv", "parquet", "jsonl")
 NESTED = ("input", "expected", "contexts", "tags")
-"""Columns that may hold lists or objects: JSON text in CSV and Parquet (one type per column)."""
+"""Columns that may hold lists or objects: JSON text in CSV; in Parquet, lists stay lists (see `_flatten`)."""
+LISTS = ("contexts", "tags")
+"""Columns that are a list of strings (or null) in every row."""
 
 
 def results_frame(run_dir: str | Path, allow_damaged: bool = False) -> Any:
@@ -30,12 +32,20 @@ def results_frame(run_dir: str | Path, allow_damaged: bool = False) -> Any:
     return df[[c for c in df.columns if c not in keys] + keys]
 
 
-def _flatten(df: Any) -> Any:
+def _flatten(df: Any, keep_lists: bool = False) -> Any:
+    """Nested values as JSON text (CSV); with `keep_lists` (Parquet), lists of strings stay lists:
+    contexts and tags as they are, expected as a list column (one reference -> a list of one) when
+    any case has several references. Other objects (a structured input) become JSON text."""
     out = df.copy()
     for col in NESTED:
-        if col in out.columns:
-            out[col] = [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
-                        for v in out[col]]
+        if col not in out.columns or (keep_lists and col in LISTS):
+            continue
+        values = list(out[col])
+        if keep_lists and col == "expected" and any(isinstance(v, list) for v in values):
+            out[col] = [v if v is None or isinstance(v, list) else [v] for v in values]
+            continue
+        out[col] = [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+                    for v in values]
     return out
 
 
@@ -60,7 +70,7 @@ def export_run(run_dir: str | Path, formats: list[str], out: str | Path | None =
             df.to_json(path, orient="records", lines=True, force_ascii=False)
         else:
             try:
-                _flatten(df).to_parquet(path, index=False)
+                _flatten(df, keep_lists=True).to_parquet(path, index=False)
             except ImportError:
                 raise MissingDependencyError("parquet export needs pyarrow", hint="pip install pyarrow") from None
         written.append(path)

@@ -192,9 +192,10 @@ def read_for_resume(run_dir: Path) -> list[Result]:
     return file.results
 
 
-@dataclass
+@dataclass(repr=False)
 class Run:
-    """A run directory loaded for reports, compare, rescore, merge and notebooks."""
+    """A run directory loaded for reports, compare, rescore, merge and notebooks (what
+    `llmeval.evaluate` returns): `summary`, `gates`, `passed`, `results`, `to_dataframe()`, `path`."""
 
     dir: Path
     manifest: dict[str, Any]
@@ -203,6 +204,26 @@ class Run:
     """Lines of results.jsonl that hold no readable result (only with `allow_damaged=True`)."""
     torn: DamagedLine | None = None
     """An incomplete last line left by a kill mid-write: a result that never finished."""
+
+    def __repr__(self) -> str:
+        suite = (self.manifest.get("suite") or {}).get("name")
+        return (f"Run(run_id={self.run_id!r}, suite={suite!r}, status={self.status!r}, passed={self.passed}, "
+                f"results={len(self.results)}, path={str(self.dir)!r})")
+
+    @property
+    def path(self) -> Path:
+        """The run directory (run.json, results.jsonl, report.html, ...)."""
+        return self.dir
+
+    @property
+    def gates(self) -> list[dict[str, Any]]:
+        """The gate verdicts: `{name, target, metric, value, threshold, passed, ...}` each."""
+        return list(self.manifest.get("gates") or [])
+
+    @property
+    def passed(self) -> bool:
+        """True when the run completed and every gate passed (the CLI's exit code 0)."""
+        return self.status == "complete" and all(g.get("passed") for g in self.gates)
 
     @property
     def run_id(self) -> str:

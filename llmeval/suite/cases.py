@@ -189,7 +189,10 @@ def _plain(v: Any) -> Any:
 def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
     """Rows of a dataset file (.jsonl .json .csv .parquet) or `hf:NAME[:CONFIG]@SPLIT`."""
     if path.startswith("hf:"):
-        return _read_hf(path[3:], base)
+        files = _local_data_files(path[3:], base)
+        if files is None:
+            return _read_hf(path[3:], base)
+        return [row for f in files for row in read_dataset(str(f), base)]
     p = Path(path) if Path(path).is_absolute() else base / path
     if not p.exists():
         raise ConfigError(f"dataset file not found: {path} (looked in {p.parent.resolve()})")
@@ -246,6 +249,27 @@ def _text(p: Path, path: str) -> str:
         raise ConfigError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
 
 
+DATA_FILES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+def _local_data_files(ref: str, base: Path) -> list[Path] | None:
+    """The local data files `hf:data/qa.parquet` (or a glob such as `hf:data/*.parquet`) names, read
+    like `path:` (a data file has one split, `train`); None when `ref` is a dataset name or folder."""
+    name, _, split = ref.partition("@")
+    if not name.lower().endswith(DATA_FILES):
+        return None
+    if any(ch in name for ch in "*?[") and not Path(name).is_absolute():
+        files = sorted(base.glob(name))
+    else:
+        files = [base / name] if (base / name).is_file() else []
+    if not files:
+        return None
+    if split not in ("", "train"):
+        raise ConfigError(f"hf:{ref}: a local data file has one split, 'train' (not '{split}')",
+                          hint=f"write hf:{name} or path: {name}")
+    return files
+
+
 def _read_hf(ref: str, base: Path) -> list[dict[str, Any]]:
     name, _, split = ref.partition("@")
     name, _, config = name.partition(":")
@@ -272,10 +296,11 @@ def _read_hf(ref: str, base: Path) -> list[dict[str, Any]]:
 
 
 def select_cases(
-    cases: list[Case], tags: list[str] | None = None, limit: int | None = None, shard: tuple[int, int] | None = None
+    cases: list[Case], tags: list[str] | None = None, limit: int | None = None, shard: tuple[int, int] | None = None,
+    ids: list[str] | None = None,
 ) -> list[Case]:
-    """Cases with any of `tags`, in a stable shard `(i, n)` (1-based), at most `limit` of them."""
-    out = [c for c in cases if not tags or set(tags) & set(c.tags)]
+    """Cases with one of `ids` and any of `tags`, in a stable shard `(i, n)` (1-based), at most `limit` of them."""
+    out = [c for c in cases if (not tags or set(tags) & set(c.tags)) and (not ids or c.id in ids)]
     if shard is not None:
         i, n = shard
         out = [c for c in out if shard_of(c.id, n) == i - 1]

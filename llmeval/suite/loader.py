@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from llmeval.results.records import Case
 from llmeval.suite.assertions import CaseMetrics, build_case_metrics
 from llmeval.suite.reuse import apply_reuse
 
+DICT_SOURCE = "<dict>"
+"""The name errors give a suite passed as a dict (it has no file and no lines)."""
 RESERVED_SCORE_NAMES = {"n", "n_cases", "cached", "latency_ms", "tokens", "metric_errors", "flaky"} | TARGET_LEVEL
 """Names in summary[target] beside the metric scores (and the gateable values): no metric may use them."""
 
@@ -64,13 +67,26 @@ class Suite:
         return position(self.tree, loc)[0]
 
 
-def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Suite:
-    """Parse and validate a suite file; every problem is a ConfigError with file:line:col."""
-    p = Path(path)
-    where = str(path)
-    if not p.exists():
-        raise ConfigError(f"suite file not found: {path}", hint="check the path (suites live in suites/)")
-    tree = parse_yaml(p)
+def load_suite(
+    source: str | Path | dict[str, Any], variables: dict[str, str] | None = None, base_dir: str | Path | None = None
+) -> Suite:
+    """Parse and validate a suite file, or the same data as a dict; every problem is a ConfigError
+    at file:line:col. A dict's errors name `<dict>` and the dotted key; its relative paths (datasets,
+    recorded outputs, rubrics, python modules) resolve against `base_dir` (default: the working directory)."""
+    if isinstance(source, dict):
+        # JSON round trip: tuples become lists and Paths strings, as if read from a file.
+        text = json.dumps(source, sort_keys=True, ensure_ascii=False, default=str)
+        tree = json.loads(text)
+        where = DICT_SOURCE
+        p = Path(base_dir).resolve() / DICT_SOURCE if base_dir is not None else Path.cwd() / DICT_SOURCE
+        digest = hashlib.sha256(text.encode()).hexdigest()
+    else:
+        p = Path(source)
+        where = str(source)
+        if not p.exists():
+            raise ConfigError(f"suite file not found: {source}", hint="check the path (suites live in suites/)")
+        tree = parse_yaml(p)
+        digest = hashlib.sha256(p.read_bytes()).hexdigest()
     if not isinstance(tree, dict):
         raise ConfigError("a suite file must be a YAML mapping (name:, targets:, cases:, ...)", where, 1, 1)
     raw = to_plain(tree)
@@ -82,19 +98,18 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Sui
         raise validation_error(e, where, tree, SuiteSpec) from None
     if variables:
         spec.vars.update(variables)
-    metrics = _build_metrics(spec, where, tree)
+    metrics = _build_metrics(spec, where, tree, p.parent)
     from llmeval.suite.cases import load_cases
 
     cases = load_cases(spec, p, where, tree)
     case_metrics = build_case_metrics(spec, cases, {k for m in metrics for k in m.keys()}, RESERVED_SCORE_NAMES,
-                                      lambda entry, loc: _build_one(entry, loc, where, tree), where, tree)
+                                      lambda entry, loc: _build_one(entry, loc, where, tree, p.parent), where, tree)
     _check_requirements(spec, cases, metrics, where, tree)
     for loc, m, mine in case_metrics.placed:
         _check_requirements(spec, mine, [m], where, tree, position(tree, loc))
     _check_templates(spec, cases, where, tree)
     _check_gates(spec, [*metrics, *case_metrics.groups], where, tree)
     _check_local_targets(spec, cases, where, tree)
-    digest = hashlib.sha256(p.read_bytes()).hexdigest()
     return Suite(spec, p, digest, raw, tree, cases, metrics, case_metrics, files)
 
 
@@ -107,8 +122,9 @@ def metric_entry(entry: str | dict[str, Any]) -> tuple[str, Any]:
     return next(iter(entry.items()))
 
 
-def _build_one(entry: Any, loc: tuple[Any, ...], where: str, tree: Any) -> Metric:
-    """One metrics entry (of `metrics:` or a case's `assert:`) built, its errors at its position."""
+def _build_one(entry: Any, loc: tuple[Any, ...], where: str, tree: Any, base_dir: Path) -> Metric:
+    """One metrics entry (of `metrics:` or a case's `assert:`) built, its errors at its position;
+    rubric files and metrics/*.py are looked for from `base_dir` (the suite's folder)."""
     from llmeval.metrics.registry import build_metric
 
     try:
@@ -116,7 +132,7 @@ def _build_one(entry: Any, loc: tuple[Any, ...], where: str, tree: Any) -> Metri
     except ValueError as e:
         raise ConfigError(str(e), where, *position(tree, loc)) from None
     try:
-        metric = build_metric(name, options, base_dir=Path(where).parent)
+        metric = build_metric(name, options, base_dir=base_dir)
     except ConfigError as e:
         if e.path:  # already positioned in its own file (a rubric, a metrics/*.py)
             raise
@@ -128,12 +144,12 @@ def _build_one(entry: Any, loc: tuple[Any, ...], where: str, tree: Any) -> Metri
     return metric
 
 
-def _build_metrics(spec: SuiteSpec, where: str, tree: Any) -> list[Metric]:
+def _build_metrics(spec: SuiteSpec, where: str, tree: Any, base_dir: Path) -> list[Metric]:
     metrics: list[Metric] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(spec.metrics):
         loc = ("metrics", i)
-        metric = _build_one(entry, loc, where, tree)
+        metric = _build_one(entry, loc, where, tree, base_dir)
         for key in metric.keys():
             if key in RESERVED_SCORE_NAMES:
                 raise ConfigError(
