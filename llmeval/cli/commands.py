@@ -26,6 +26,11 @@ from llmeval.cli.app import (
 )
 
 
+MAX_FILE_MB = typer.Option(
+    None, "--max-file-mb", min=0.001, help="Size limit for files a suite names, in MB (default 100)."
+)
+
+
 @app.command()
 @handles_errors
 def run(
@@ -45,16 +50,23 @@ def run(
         None, "--github/--no-github", help="GitHub Actions output (default: on when GITHUB_ACTIONS=true)."
     ),
     var: list[str] | None = typer.Option(None, "--var", help="Template variable KEY=VALUE (repeatable)."),
+    secret_var: list[str] | None = typer.Option(
+        None, "--secret-var", help="A template variable that is never written, its value scrubbed (repeatable)."
+    ),
     max_errors: int | None = typer.Option(None, "--max-errors", min=0, help="Fail (exit 3) when more results error."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Expand cases and estimate calls, tokens and cost; call nothing."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or tables."),
+    max_file_mb: float | None = MAX_FILE_MB,
 ) -> None:
     """Run suites, score, gate, write a run directory, print a summary."""
+    from llmeval.config.files import set_max_file_mb
     from llmeval.errors import UsageError
     from llmeval.pipeline.options import RunOptions
+
+    set_max_file_mb(max_file_mb)
 
     suites = list(suites or [])
     if not suites and resume is None:
@@ -65,6 +77,7 @@ def run(
         out_dir=out, targets=target, concurrency=concurrency, no_cache=no_cache, limit=limit, tags=tag,
         epochs=epochs, baseline=baseline, shard=parse_shard(shard), resume=resume,
         formats=parse_formats(format, REPORT_FORMATS), variables=parse_vars(var), max_errors=max_errors,
+        secret_variables=parse_vars(secret_var, "--secret-var"),
     )
     if baseline is not None:
         from llmeval.decide.baseline import check_baseline_path
@@ -95,7 +108,7 @@ def _run_all(suites: list[Path], options: Any, use_github: bool, json_out: bool,
     # With --resume the run's saved options and vars apply, so run_suite loads the suite itself.
     loaded: list[Any] = []
     for s in suites:
-        suite = load_suite(s, options.variables)
+        suite = load_suite(s, options.template_variables())
         if options.resume is None:
             plan(suite, options)
         loaded.append(suite if options.resume is None else s)
@@ -130,17 +143,21 @@ def _run_all(suites: list[Path], options: Any, use_github: bool, json_out: bool,
 
 @app.command()
 @handles_errors
-def validate(suites: list[Path] = typer.Argument(..., help="Suite files to check.")) -> None:
+def validate(suites: list[Path] = typer.Argument(..., help="Suite files to check."),
+             max_file_mb: float | None = MAX_FILE_MB) -> None:
     """Check suites without calling anything; errors as file:line:col: message."""
+    from llmeval.config.files import set_max_file_mb
     from llmeval.errors import ConfigError
+    from llmeval.scrub import scrub
     from llmeval.suite.loader import load_suite
 
+    set_max_file_mb(max_file_mb)
     failed = False
     for s in suites:
         try:
             suite = load_suite(s)
         except ConfigError as e:
-            typer.echo(e.render(), err=True)
+            typer.echo(scrub(e.render()), err=True)
             failed = True
             continue
         typer.echo(f"ok: {s} ({len(suite.cases)} cases, {len(suite.spec.targets)} targets, "

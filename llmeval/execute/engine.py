@@ -13,6 +13,7 @@ from llmeval.errors import ConfigError, TargetCallError
 from llmeval.execute.cache import ResponseCache, cache_key
 from llmeval.execute.targets.base import Target
 from llmeval.results.records import CallStats, ErrorInfo, Result, TargetResponse, WorkItem
+from llmeval.scrub import scrub
 
 T = TypeVar("T")
 
@@ -131,18 +132,20 @@ class Engine:
                 resp, latency = await call_with_retries(
                     lambda: target.send(request, case, policy.timeout_s), policy, stats
                 )
+                # What a server sent may echo a key back: it is scrubbed before it is kept anywhere.
+                resp.output, resp.contexts = scrub(resp.output), scrub(resp.contexts)
                 stats.usage.add(resp.usage)
                 stats.cost_usd += resp.cost_usd or 0.0
                 if key:
                     self.cache.put(key, target.kind, {"response": resp.to_dict(), "latency_ms": latency})
         except TargetCallError as e:
-            error = ErrorInfo(e.kind, e.message)
+            error = ErrorInfo(e.kind, scrub(e.message))
             stats.errors += 1
         except ConfigError as e:  # a template that fails for this case only
-            error = ErrorInfo("template_error", e.message)
+            error = ErrorInfo("template_error", scrub(e.message))
             stats.errors += 1
         except Exception as e:  # a bug in a target or a bad response: record it, keep the run going
-            error = ErrorInfo(type(e).__name__, str(e))
+            error = ErrorInfo(type(e).__name__, scrub(str(e)))
             stats.errors += 1
         return Result(
             case_id=case.id, target=item.target, epoch=item.epoch, input=case.input,

@@ -55,6 +55,7 @@ def build_manifest(
             "epochs": epochs,
             "shard": list(options.shard) if options.shard else None,
             "vars": options.variables,
+            "secret_vars": sorted(options.secret_variables),
             "concurrency": options.concurrency,
             "no_cache": options.no_cache,
             "suite_file": str(suite.path.resolve()),

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmeval.scrub import remember
+
 
 @dataclass
 class RunOptions:
@@ -23,8 +25,28 @@ class RunOptions:
     resume: Path | None = None
     formats: list[str] = field(default_factory=lambda: ["html", "md", "junit"])
     variables: dict[str, str] = field(default_factory=dict)
+    """`--var KEY=VALUE`: template variables, recorded in run.json."""
+    secret_variables: dict[str, str] = field(default_factory=dict)
+    """`--secret-var KEY=VALUE`: template variables never written (run.json keeps their names);
+    their values are scrubbed from everything llmeval writes or prints."""
     max_errors: int | None = None
     progress: Any = None
     """A callable factory(total, description) -> object with advance(result) and close(); None for silence."""
     quiet: bool = False
     """Print nothing on stderr (the CLI's -q and --json)."""
+
+    def __post_init__(self) -> None:
+        remember(*self.secret_variables.values())
+
+    def template_variables(self) -> dict[str, str]:
+        """Every `--var` and `--secret-var`, as the suite's templates see them."""
+        return {**self.variables, **self.secret_variables}
+
+
+def recorded_variables(saved_options: dict[str, Any]) -> dict[str, str]:
+    """The template variables of a stored run (run.json `options`): its `--var` values, and a
+    placeholder for each `--secret-var` (rescore and merge render no target request: the
+    placeholder only lets the suite's templates be checked when it loads)."""
+    from llmeval.scrub import REDACTED
+
+    return {**(saved_options.get("vars") or {}), **{n: REDACTED for n in saved_options.get("secret_vars") or []}}

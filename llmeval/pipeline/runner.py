@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmeval.config.files import ensure_dir
 from llmeval.decide.gates import GateResult, evaluate_gates
 from llmeval.errors import Interrupted, RunError, UsageError
 from llmeval.execute.cache import ResponseCache
@@ -52,7 +53,7 @@ def run_suite(suite: Suite | str | Path | None, options: RunOptions) -> RunOutco
             suite = saved_file if saved_file and Path(saved_file).exists() else resume_manifest["suite"]["path"]
         _restore_options(options, resume_manifest)
     if not isinstance(suite, Suite):
-        suite = load_suite(suite or "", options.variables)
+        suite = load_suite(suite or "", options.template_variables())
     if resume_manifest is not None:
         check_unchanged(suite, resume_manifest, options.resume)
     return asyncio.run(_run(suite, options, resume_manifest))
@@ -77,6 +78,11 @@ def _restore_options(options: RunOptions, manifest: dict[str, Any]) -> None:
     if options.shard is None and saved.get("shard"):
         options.shard = tuple(saved["shard"])  # type: ignore[assignment]
     options.variables = {**saved.get("vars", {}), **options.variables}
+    missing = [name for name in saved.get("secret_vars") or [] if name not in options.secret_variables]
+    if missing:
+        flags = " ".join(f"--secret-var {name}=..." for name in missing)
+        raise UsageError(f"this run used --secret-var {', '.join(missing)}, which run.json does not keep",
+                         hint=f"pass it again: llmeval run --resume ... {flags}")
 
 
 def plan(suite: Suite, options: RunOptions) -> tuple[list[WorkItem], list[str], int]:
@@ -119,6 +125,8 @@ def build_targets(suite: Suite, ids: list[str]) -> dict[str, Target]:
 
 async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any] | None) -> RunOutcome:
     items, ids, epochs = plan(suite, options)
+    if resume_manifest is None:
+        ensure_dir(options.out_dir)  # before anything is built or called: `-o` may name a file
     targets = build_targets(suite, ids)
     await preload_local_models(suite, targets, options.quiet)
     if resume_manifest is not None and options.resume is not None:
@@ -126,7 +134,6 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
         run_id = resume_manifest["run_id"]
         done = [r for r in read_results(run_dir, truncate_torn=True) if r.error is None]
     else:
-        options.out_dir.mkdir(parents=True, exist_ok=True)
         while True:  # claim a fresh directory: two shards starting in the same second must not share one
             run_id = new_run_id(suite.name)
             run_dir = options.out_dir / run_id

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from llmeval.config.files import ensure_dir
 from llmeval.errors import MissingDependencyError, UsageError
 from llmeval.results.runlog import load_run
 
@@ -46,7 +47,7 @@ def export_run(run_dir: str | Path, formats: list[str], out: str | Path | None =
         raise UsageError(f"unknown export format(s) {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}")
     df = results_frame(run_dir)
     target = Path(out) if out is not None else load_run(run_dir).dir
-    target.mkdir(parents=True, exist_ok=True)
+    ensure_dir(target)
     written = []
     for fmt in formats:
         path = target / f"export.{fmt}"

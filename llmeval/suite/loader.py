@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from llmeval.config.files import named_file, read_bytes
+from llmeval.config.secrets import secret_values
 from llmeval.config.spec import DROP_TESTABLE, TARGET_LEVEL, SuiteSpec
 from llmeval.config.templates import check_template, render, template_strings
 from llmeval.config.validation import dotted, validation_error
@@ -16,6 +18,7 @@ from llmeval.config.yamlpos import parse_yaml, position, resolve_env, to_plain
 from llmeval.errors import ConfigError
 from llmeval.metrics.base import Metric
 from llmeval.results.records import Case
+from llmeval.scrub import remember
 
 RESERVED_SCORE_NAMES = {"n", "n_cases", "cached", "latency_ms", "tokens"} | TARGET_LEVEL
 """Names in summary[target] beside the metric scores (and the gateable values): no metric may use them."""
@@ -53,11 +56,15 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Sui
     where = str(path)
     if not p.exists():
         raise ConfigError(f"suite file not found: {path}", hint="check the path (suites live in suites/)")
-    tree = parse_yaml(p)
+    tree = parse_yaml(p, "suite file")
     if not isinstance(tree, dict):
         raise ConfigError("a suite file must be a YAML mapping (name:, targets:, cases:, ...)", where, 1, 1)
+    if tree and not set(map(str, tree)) & set(SuiteSpec.model_fields):
+        # Say what the file is not, without quoting its keys: it may be any file at all.
+        raise ConfigError("not a suite file: a suite is a YAML mapping with name:, targets:, cases:, ...", where, 1, 1)
     raw = to_plain(tree)
     resolved = resolve_env(raw, where, tree)
+    remember(*secret_values(resolved))  # before anything can fail and print a resolved value
     try:
         spec = SuiteSpec.model_validate(resolved)
     except ValidationError as e:
@@ -67,11 +74,12 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Sui
     metrics = _build_metrics(spec, where, tree)
     from llmeval.suite.cases import load_cases
 
+    _check_outputs_files(spec, p.parent, where, tree)
     cases = load_cases(spec, p, where, tree)
     _check_requirements(spec, cases, metrics, where, tree)
     _check_templates(spec, cases, where, tree)
     _check_gates(spec, metrics, where, tree)
-    digest = hashlib.sha256(p.read_bytes()).hexdigest()
+    digest = hashlib.sha256(read_bytes(p, "suite file")).hexdigest()
     return Suite(spec, p, digest, raw, tree, cases, metrics)
 
 
@@ -145,6 +153,16 @@ def _metric_options_error(e: ValidationError, where: str, tree: Any, loc: tuple[
     if err["type"] == "missing":
         return ConfigError(f"metric '{name}' needs the option '{sub[-1]}'", where, line, col)
     return ConfigError(f"{what}: {msg}", where, line, col)
+
+
+def _check_outputs_files(spec: SuiteSpec, suite_dir: Path, where: str, tree: Any) -> None:
+    """Recorded outputs must be readable files of the project: checked here, before a run reads them."""
+    for ti, t in enumerate(spec.targets):
+        if t.outputs is not None:
+            try:
+                named_file(t.outputs, suite_dir, f"outputs file for target '{t.id}'")
+            except ConfigError as e:
+                raise ConfigError(e.message, where, *position(tree, ("targets", ti, "outputs")), hint=e.hint) from None
 
 
 def _check_requirements(spec: SuiteSpec, cases: list[Case], metrics: list[Metric], where: str, tree: Any) -> None:
