@@ -25,7 +25,6 @@ from llmeval.cli.app import (
     show_outcome,
 )
 
-
 MAX_FILE_MB = typer.Option(
     None, "--max-file-mb", min=0.001, help="Size limit for files a suite names, in MB (default 100)."
 )

@@ -115,20 +115,28 @@ def _check_size(size: int, shown: str, what: str) -> None:
                           hint=f"raise it with --max-file-mb (now {mb:g})")
 
 
+def check_out_dir(path: str | Path, flag: str = "-o/--out") -> None:
+    """Refuse an output folder that cannot be created, without creating it: something on the way
+    that is not a folder, a NUL in the name."""
+    if "\x00" in str(path):
+        raise UsageError(f"{flag} {str(path)!r} contains a NUL character")
+    p = Path(path).absolute()
+    for part in [p, *p.parents]:
+        if part.exists():
+            if not part.is_dir():
+                raise UsageError(f"{flag} {path}: {part} exists and is not a folder",
+                                 hint="give a folder for the output")
+            return
+
+
 def ensure_dir(path: str | Path, flag: str = "-o/--out") -> Path:
     """Create an output folder (and its parents); a file, a device or an unwritable place in the
     way is a UsageError naming the flag."""
+    check_out_dir(path, flag)
     p = Path(path)
-    shown = str(path)
-    if "\x00" in shown:
-        raise UsageError(f"{flag} {shown!r} contains a NUL character")
     try:
         p.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise UsageError(f"{flag} {shown} exists and is not a folder", hint="give a folder for the output") from None
     except OSError as e:
-        raise UsageError(f"{flag} {shown}: cannot create the folder ({e.strerror or e})",
+        raise UsageError(f"{flag} {path}: cannot create the folder ({e.strerror or e})",
                          hint="give a folder you can write to") from None
-    if not p.is_dir():
-        raise UsageError(f"{flag} {shown} exists and is not a folder", hint="give a folder for the output")
     return p

@@ -36,14 +36,16 @@ class RubricOptions(JudgeOptions):
 
 def find_rubric(path: str, base_dir: Path | None) -> Path:
     """Resolve a rubric path against the suite's folder, its parent, then the current directory."""
+    from llmeval.config.files import check_file
     from llmeval.config.paths import candidates, find
 
     if "\x00" in path:
         raise ConfigError(f"rubric path contains a NUL character: {path!r}")
     if not path.lower().endswith((".yaml", ".yml")):
         raise ConfigError(f"a rubric is a .yaml or .yml file, not {path}", hint="e.g. judge: metrics/politeness.yaml")
-    found = find(path, base_dir, "file")
+    found = find(path, base_dir, "any")
     if found is not None:
+        check_file(found, "rubric file")  # a directory or a device is not a rubric
         return found
     looked = ", ".join(dict.fromkeys(str(c.parent) for c in candidates(path, base_dir)))
     raise ConfigError(f"rubric file not found: {path}", hint=f"looked in {looked}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmeval.config.files import ensure_dir
+from llmeval.config.files import check_out_dir, ensure_dir
 from llmeval.decide.gates import GateResult, evaluate_gates
 from llmeval.errors import Interrupted, RunError, UsageError
 from llmeval.execute.cache import ResponseCache
@@ -126,7 +126,7 @@ def build_targets(suite: Suite, ids: list[str]) -> dict[str, Target]:
 async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any] | None) -> RunOutcome:
     items, ids, epochs = plan(suite, options)
     if resume_manifest is None:
-        ensure_dir(options.out_dir)  # before anything is built or called: `-o` may name a file
+        check_out_dir(options.out_dir)  # before anything is built: `-o` may name a file
     targets = build_targets(suite, ids)
     await preload_local_models(suite, targets, options.quiet)
     if resume_manifest is not None and options.resume is not None:
@@ -134,6 +134,7 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
         run_id = resume_manifest["run_id"]
         done = [r for r in read_results(run_dir, truncate_torn=True) if r.error is None]
     else:
+        ensure_dir(options.out_dir)
         while True:  # claim a fresh directory: two shards starting in the same second must not share one
             run_id = new_run_id(suite.name)
             run_dir = options.out_dir / run_id

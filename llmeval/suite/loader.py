@@ -74,8 +74,8 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Sui
     metrics = _build_metrics(spec, where, tree)
     from llmeval.suite.cases import load_cases
 
-    _check_outputs_files(spec, p.parent, where, tree)
     cases = load_cases(spec, p, where, tree)
+    _check_outputs_files(spec, p.parent, where, tree)
     _check_requirements(spec, cases, metrics, where, tree)
     _check_templates(spec, cases, where, tree)
     _check_gates(spec, metrics, where, tree)
