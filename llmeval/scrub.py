@@ -42,6 +42,8 @@ class Secrets:
 
     def __init__(self) -> None:
         self._given: set[str] = set()
+        self._env_seen: dict[Any, Any] | None = None
+        self._env_values: frozenset[str] = frozenset()
 
     def remember(self, *values: Any) -> None:
         """Add secret values (non-strings and short values are ignored)."""
@@ -51,9 +53,17 @@ class Secrets:
 
     def values(self) -> frozenset[str]:
         """Every value scrubbed now: the remembered ones and the secret-looking environment."""
-        env = {v.strip() for k, v in os.environ.items()
-               if is_secret_name(k) and len(v.strip()) >= MIN_LENGTH and not v.startswith(("/", "~"))}
-        return frozenset(self._given | env)
+        return frozenset(self._given | self._environment())
+
+    def _environment(self) -> frozenset[str]:
+        # Read again only when the environment changed (comparing dicts is far cheaper than decoding it).
+        data = getattr(os.environ, "_data", None)
+        if data is None or data != self._env_seen:
+            self._env_values = frozenset(
+                v.strip() for k, v in os.environ.items()
+                if is_secret_name(k) and len(v.strip()) >= MIN_LENGTH and not v.startswith(("/", "~")))
+            self._env_seen = dict(data) if data is not None else None
+        return self._env_values
 
     def scrub(self, value: Any) -> Any:
         """`value` with every known secret replaced by `<redacted>`: a string, or a dict, list or
@@ -66,7 +76,7 @@ class Secrets:
 
 def _walk(value: Any, pattern: re.Pattern[str]) -> Any:
     if isinstance(value, str):
-        return pattern.sub(REDACTED, value) if value else value
+        return pattern.sub(REDACTED, value) if len(value) >= MIN_LENGTH else value
     if isinstance(value, dict):
         return {_walk(k, pattern): _walk(v, pattern) for k, v in value.items()}
     if isinstance(value, list):
