@@ -7,6 +7,7 @@ import json
 import os
 import re
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -369,3 +370,21 @@ def test_an_api_base_query_string_stays_on_the_final_url(fake_openai: FakeOpenAI
     assert fake_openai.urls == ["/v1/chat/completions?key=qk-1234abcd&region=eu"]
     [run_dir] = Path("runs").iterdir()
     assert [json.loads(x)["output"] for x in (run_dir / "results.jsonl").open()] == ["ECHO: hi"]
+
+
+# found by the fuzzer
+
+
+def test_a_dataset_without_rows_is_an_error_at_its_path() -> None:
+    Path("data.jsonl").write_text("")
+    write("name: t\ntargets:\n  - {id: bot, outputs: out.jsonl}\ndataset: {path: data.jsonl}\n")
+    assert validate() == (2, "suite.yaml:4:17: the suite has no cases: the dataset data.jsonl has no rows\n"
+                             "  hint: add rows to the dataset, or cases: to the suite\n")
+
+
+def test_a_reused_anchor_is_valid_yaml_and_prints_no_warning() -> None:
+    write(TARGET + "vars: {a: &x 1, b: &x 2, c: *x}\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert validate() == (0, "")
+    assert [str(w.message) for w in caught] == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ def parse_yaml(path: Path, what: str = "YAML file") -> Any:
     yaml.max_depth = MAX_DEPTH
     yaml.Composer = _composer_class()
     try:
-        return yaml.load(text)
+        with warnings.catch_warnings():  # a reused anchor is valid YAML (the later one wins): no noise
+            warnings.simplefilter("ignore")
+            return yaml.load(text)
     except _AliasBomb as e:
         raise ConfigError(
             f"the YAML aliases here expand to more than {MAX_ALIAS_NODES:,} nodes", str(path), e.line, e.col,

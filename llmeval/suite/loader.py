@@ -75,6 +75,9 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Sui
     from llmeval.suite.cases import load_cases
 
     cases = load_cases(spec, p, where, tree)
+    if not cases and spec.dataset is not None:
+        raise ConfigError(f"the suite has no cases: the dataset {spec.dataset.path} has no rows", where,
+                          *position(tree, ("dataset", "path")), hint="add rows to the dataset, or cases: to the suite")
     _check_outputs_files(spec, p.parent, where, tree)
     _check_requirements(spec, cases, metrics, where, tree)
     _check_templates(spec, cases, where, tree)

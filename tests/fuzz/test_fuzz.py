@@ -1,7 +1,7 @@
 """A fixed-seed sample of the fuzzer (`make fuzz` runs the full set): a few hundred mutated suites
 and datasets through `validate` and `run --dry-run`, in process, and a handful as real `llmeval`
 subprocesses. Each must exit 0 or 2 with every error at file:line:col, no traceback, within 10 s
-and 500 MB."""
+of CPU and 500 MB."""
 
 from __future__ import annotations
 
