@@ -40,6 +40,8 @@ def check_template(source: str) -> str | None:
         compile_template(source)
     except TemplateSyntaxError as e:
         return f"template syntax error: {e.message} (template line {e.lineno})"
+    except RecursionError:  # `((((...))))` thousands deep: Jinja's parser recurses per level
+        return "template syntax error: nested too deeply to compile"
     return None
 
 

@@ -58,6 +58,8 @@ def parse_yaml(path: Path, what: str = "YAML file") -> Any:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         problem = (e.problem or e.context or "invalid YAML").strip()
+        if problem.startswith("maximum depth"):  # ruamel's text names its own API
+            problem = f"mappings and lists nest more than {MAX_DEPTH} levels deep"
         raise ConfigError(f"invalid YAML: {problem}", str(path), line, col) from None
     except (YAMLError, KeyError, ValueError, TypeError, RecursionError) as e:
         # ruamel fails this way on what its scanner lets through: `%YAML 9.9` is a KeyError.

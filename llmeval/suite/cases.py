@@ -160,7 +160,7 @@ def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
             if line.strip():
                 try:
                     row = json.loads(line)
-                except ValueError as e:  # bad JSON, or an integer past Python's 4,300-digit limit
+                except (ValueError, RecursionError) as e:  # bad JSON, a 5,000-digit integer, [[[[...]]]]
                     raise ConfigError(f"{path} line {n}: invalid JSON: {getattr(e, 'msg', e)}") from None
                 if not isinstance(row, dict):
                     raise ConfigError(f"{path} line {n}: expected a JSON object, got {type(row).__name__}")
@@ -171,7 +171,7 @@ def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
             data = json.loads(read_text(p, "dataset file"))
         except json.JSONDecodeError as e:
             raise ConfigError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-        except ValueError as e:  # an integer past Python's 4,300-digit limit
+        except (ValueError, RecursionError) as e:  # a 5,000-digit integer, [[[[...]]]] nested too deeply
             raise ConfigError(f"{path}: invalid JSON: {e}") from None
         if isinstance(data, dict):
             data = next((v for v in data.values() if isinstance(v, list)), None)

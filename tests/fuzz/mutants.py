@@ -45,6 +45,8 @@ TEMPLATES = [
     '{{ "%999999999d"|format(1) }}', '{{ "{:>999999999}".format(1) }}', "{{ 10**10**10 }}", "{{ vars.nope.deeper }}",
     '{% set ns = namespace(s="ab") %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}',
     "{{ input.ljust(10**9) }}", '{{ range(100000)|map("center", 100000)|join }}', "{{ contexts[99] }}",
+    "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}", "{% if 1 %}" * 2000 + "{% endif %}" * 2000,
+    "{{ " + "-" * 5000 + "1 }}",
 ]
 ALIAS_BOMB = "\n".join(['lol_a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'] + [
     f"lol_{n}: &{n} [" + ", ".join([f"*{p}"] * 9) + "]" for p, n in zip("abcdefgh", "bcdefghi", strict=True)])
@@ -287,7 +289,8 @@ def jsonl_row(data: bytes, rng: random.Random) -> bytes:
 
 def jsonl_text(data: bytes, rng: random.Random) -> bytes:
     junk = rng.choice([b"{", b"[1, 2]", b"\"str\"", b"null", b"{\"id\": 1e400, \"input\": 1}", b"\xff\xfe",
-                       b"{\"id\": " + b"9" * 5000 + b"}", b"\x00", b"", b"{\"id\": \"dup\"}\n{\"id\": \"dup\"}"])
+                       b"{\"id\": " + b"9" * 5000 + b"}", b"\x00", b"", b"{\"id\": \"dup\"}\n{\"id\": \"dup\"}",
+                       b"{\"input\": " + b"[" * 100000 + b"]" * 100000 + b"}"])
     lines = data.split(b"\n")
     lines.insert(rng.randint(0, len(lines)), junk)
     return b"\n".join(lines)

@@ -30,7 +30,7 @@ class RecordedTarget(Target):
             try:
                 row = json.loads(line)
                 key = str(row.get("id", row.get("case_id")))
-            except (ValueError, AttributeError):  # ValueError: bad JSON, or an integer of 5,000 digits
+            except (ValueError, AttributeError, RecursionError):  # bad JSON, a 5,000-digit integer, [[[[...]]]]
                 raise ConfigError(f"{ref} line {n}: not a JSON object with an id") from None
             self.records[key] = row
 
