@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -32,16 +30,6 @@ def set_max_file_mb(mb: float | None) -> None:
     context of its own); None keeps it."""
     if mb is not None:
         _max_mb.set(mb)
-
-
-@contextmanager
-def file_size_limit(mb: float | None) -> Iterator[None]:
-    """The size limit set to `mb` while the block runs (the Python API's way); None keeps it."""
-    token = _max_mb.set(mb if mb is not None else _max_mb.get())
-    try:
-        yield
-    finally:
-        _max_mb.reset(token)
 
 
 def check_file(path: str | Path, what: str = "file") -> os.stat_result:
