@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,7 @@ def parse_yaml(path: Path, what: str = "YAML file") -> Any:
     yaml.max_depth = MAX_DEPTH
     yaml.Composer = _composer_class()
     try:
-        with warnings.catch_warnings():  # a reused anchor is valid YAML (the later one wins): no noise
-            warnings.simplefilter("ignore")
-            return yaml.load(text)
+        return yaml.load(text)
     except _AliasBomb as e:
         raise ConfigError(
             f"the YAML aliases here expand to more than {MAX_ALIAS_NODES:,} nodes", str(path), e.line, e.col,
@@ -91,6 +88,10 @@ def _composer_class() -> type:
     from ruamel.yaml.events import AliasEvent
 
     class CountingComposer(Composer):  # type: ignore[misc]
+        def __init__(self, loader: Any = None) -> None:
+            super().__init__(loader)
+            self.warn_double_anchors = False  # a reused anchor is valid YAML (the later one wins)
+
         def compose_node(self, parent: Any, index: Any) -> Any:
             if not self.parser.check_event(AliasEvent):
                 return super().compose_node(parent, index)
