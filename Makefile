@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # pip's config here lists an extra index missing most projects; it warns once per project.
 QUIET_PIP := { grep -v 'is neither a file nor a directory' || true; }
 
-.PHONY: help install test browser actionlint demo lint bench lock clean
+.PHONY: help install test browser actionlint demo lint bench fuzz lock clean
 
 help:
 	@echo "make install  create .venv and install the locked dependencies and llmeval (editable)"
@@ -27,6 +27,7 @@ help:
 	@echo "make demo     install, run suites/demo.yaml offline"
 	@echo "make lint     ruff check"
 	@echo "make bench    run every bench/*.py script"
+	@echo "make fuzz     run the full fuzzer (3000 mutated suites and datasets) and print its table"
 	@echo "make lock     regenerate requirements/lock.txt (LOCK_ARGS=--upgrade to move pins)"
 	@echo "make clean    remove .venv and build/test caches"
 
@@ -84,6 +85,11 @@ lint: install
 
 bench: install
 	@for script in bench/*.py; do echo "== $$script"; $(OFFLINE) $(BIN)/python "$$script"; done
+
+# FUZZ_ARGS="--mutants 10000 --seed 3" for another series; the table also goes to fuzz-report.md.
+FUZZ_ARGS ?=
+fuzz: install
+	$(OFFLINE) $(BIN)/python -m tests.fuzz --out fuzz-report.md $(FUZZ_ARGS)
 
 lock:
 	$(PYTHON) scripts/lock.py $(LOCK_ARGS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 
 class LlmevalError(Exception):
     """Base class for every error llmeval reports to a user (never with a traceback)."""
@@ -15,7 +17,24 @@ class LlmevalError(Exception):
 
     def render(self) -> str:
         """The message as the CLI prints it: what is wrong, then how to fix it."""
-        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+        message = visible(self.message)
+        return message if not self.hint else f"{message}\n  hint: {visible(self.hint)}"
+
+
+def visible(text: str) -> str:
+    """`text` with invisible and terminal-control characters written as escapes (`\\x1b`, `\\u202e`):
+    messages quote suites and datasets, whose keys may hide a zero-width space or an ANSI escape."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(ch if ch in "\n\t" or unicodedata.category(ch) not in _HIDDEN else _escape(ch) for ch in text)
+
+
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else (f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
 
 
 class UsageError(LlmevalError):
@@ -43,11 +62,11 @@ class ConfigError(LlmevalError):
         """Further errors found in the same pass (pydantic reports all of them at once)."""
 
     def render(self) -> str:
-        where = f"{self.path}:{self.line or 1}:{self.col or 1}: " if self.path else ""
+        where = f"{visible(self.path)}:{self.line or 1}:{self.col or 1}: " if self.path else ""
         if self.path and self.path.startswith("<"):  # a suite given as data (`<dict>`) has no lines
-            where = f"{self.path}: "
-        text = f"{where}{self.message}"
-        text = text if not self.hint else f"{text}\n  hint: {self.hint}"
+            where = f"{visible(self.path)}: "
+        text = f"{where}{visible(self.message)}"
+        text = text if not self.hint else f"{text}\n  hint: {visible(self.hint)}"
         return "\n".join([text, *(e.render() for e in self.also)])
 
 

@@ -12,10 +12,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "llmeval"
 
 # Each unit (a top-level folder or module of llmeval/) and the units it may import. This is the
 # stage order of docs/architecture.md: a unit may use only what lies below it.
-GROUND = {"errors", "version"}
+GROUND = {"errors", "version", "scrub"}
 BELOW: dict[str, set[str]] = {
     "errors": set(),
     "version": set(),
+    "scrub": set(),
     "config": GROUND,
     "results": GROUND,
     "metrics": GROUND | {"config", "results"},

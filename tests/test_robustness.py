@@ -247,8 +247,8 @@ def test_a_suite_that_is_not_utf8_is_a_config_error() -> None:
     Path("suite.yaml").write_bytes(b"name: t\ntargets:\n  - {id: bot, model: openai/m}\ncases:\n  - input: caf\xe9\n")
     result = invoke("validate", "suite.yaml")
     assert (result.exit_code, result.stderr) == (
-        2, "suite.yaml:1:1: suite.yaml is not UTF-8 text (byte 0xe9 at offset 69)\n"
-           "  hint: save the suite file as UTF-8\n")
+        2, "suite.yaml:5:15: not UTF-8 text (byte 0xe9 at offset 69)\n"
+           "  hint: save the file as UTF-8\n")
 
 
 DATASET_SUITE = "name: t\ntargets:\n  - {{id: bot, model: openai/m}}\ndataset: {{path: {path}}}\n"
@@ -281,7 +281,7 @@ def test_a_dataset_that_is_not_utf8_is_a_config_error() -> None:
     write(DATASET_SUITE.format(path="data.jsonl"))
     result = invoke("validate", "suite.yaml")
     assert (result.exit_code, result.stderr) == (
-        2, "suite.yaml:4:17: data.jsonl is not UTF-8 text (byte 0xe9 at offset 14)\n")
+        2, "data.jsonl:1:15: not UTF-8 text (byte 0xe9 at offset 14)\n  hint: save the file as UTF-8\n")
 
 
 # 7. readers leave a torn line alone

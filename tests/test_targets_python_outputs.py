@@ -168,4 +168,4 @@ def test_recorded_outputs_file_missing_is_a_config_error(in_tmp: Path) -> None:
         cases: [{id: a, input: x}]
         """)
     assert (ran.code, ran.stderr) == (
-        2, f"error: suite.yaml:3:5: outputs file for target 'release' not found: missing.jsonl (looked in {in_tmp})\n")
+        2, f"error: suite.yaml:4:14: outputs file for target 'release' not found: missing.jsonl (looked in {in_tmp})\n")

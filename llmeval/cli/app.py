@@ -6,6 +6,7 @@ Exit codes: 0 pass, 1 gate failed, 2 bad input, 3 run error, 130 interrupted."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -96,12 +97,14 @@ def handles_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from llmeval.errors import LlmevalError
+        from llmeval.scrub import scrub
 
         try:
+            # A context of its own: settings a command makes (--max-file-mb) end with it.
             with _warnings_on_stderr():
-                return fn(*args, **kwargs)
+                return contextvars.copy_context().run(fn, *args, **kwargs)
         except LlmevalError as e:
-            typer.echo(f"error: {e.render()}" if e.exit_code != 130 else e.render(), err=True)
+            typer.echo(scrub(f"error: {e.render()}" if e.exit_code != 130 else e.render()), err=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
@@ -132,15 +135,16 @@ def _warnings_on_stderr() -> Iterator[None]:
         yield
 
 
-def parse_vars(pairs: list[str] | None) -> dict[str, str]:
-    """`--var KEY=VALUE` pairs as a dict."""
+def parse_vars(pairs: list[str] | None, flag: str = "--var") -> dict[str, str]:
+    """`--var KEY=VALUE` (or `--secret-var`) pairs as a dict."""
     from llmeval.errors import UsageError
 
     out = {}
     for p in pairs or []:
         key, sep, value = p.partition("=")
         if not sep or not key:
-            raise UsageError(f"--var expects KEY=VALUE, got '{p}'")
+            shown = f"'{p}'" if flag == "--var" else "a value without '='"
+            raise UsageError(f"{flag} expects KEY=VALUE, got {shown}")
         out[key] = value
     return out
 

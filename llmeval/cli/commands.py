@@ -28,6 +28,10 @@ from llmeval.cli.app import (
     show_outcome,
 )
 
+MAX_FILE_MB = typer.Option(
+    None, "--max-file-mb", min=0.001, help="Size limit for files a suite names, in MB (default 100)."
+)
+
 
 @app.command(epilog="Example: llmeval run suites/refund.yaml -j 16 --model mini=openai/gpt-4o --tag smoke\n\n"
                      + EXIT_CODES)
@@ -65,6 +69,10 @@ def run(
     ),
     var: list[str] | None = typer.Option(None, "--var", metavar="KEY=VALUE",
                                          help="Template variable (repeatable)."),
+    secret_var: list[str] | None = typer.Option(
+        None, "--secret-var", metavar="KEY=VALUE",
+        help="A template variable that is never written, its value scrubbed (repeatable).",
+    ),
     max_errors: int | None = typer.Option(None, "--max-errors", min=0, metavar="N",
                                           show_default="fail only when every case of a target errored",
                                           help="Fail (exit 3) when more results error."),
@@ -74,10 +82,14 @@ def run(
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or tables."),
     allow_damaged: bool = typer.Option(False, "--allow-damaged", help="With --baseline: " + ALLOW_DAMAGED_HELP),
+    max_file_mb: float | None = MAX_FILE_MB,
 ) -> None:
     """Run suites, score, gate, write a run directory, print a summary."""
+    from llmeval.config.files import set_max_file_mb
     from llmeval.errors import UsageError
     from llmeval.pipeline.options import RunOptions
+
+    set_max_file_mb(max_file_mb)
 
     suites = list(suites or [])
     if not suites and resume is None and rerun_failed is None:
@@ -92,6 +104,7 @@ def run(
         formats=parse_formats(format, REPORT_FORMATS), variables=parse_vars(var), max_errors=max_errors,
         allow_damaged=allow_damaged,
         models=parse_models(model), cases=case, rerun_failed=rerun_failed,
+        secret_variables=parse_vars(secret_var, "--secret-var"),
     )
     if baseline is not None:
         from llmeval.decide.baseline import check_baseline_path
@@ -122,7 +135,7 @@ def _run_all(suites: list[Path], options: Any, use_github: bool, json_out: bool,
     # With --resume or --rerun-failed that run's saved options and vars apply: run_suite loads the suite itself.
     loaded: list[Any] = []
     for s in suites:
-        suite = load_suite(s, options.variables)
+        suite = load_suite(s, options.template_variables())
         if options.resume is None and options.rerun_failed is None:
             plan(suite, options)
         loaded.append(suite if options.resume is None and options.rerun_failed is None else s)
@@ -157,17 +170,21 @@ def _run_all(suites: list[Path], options: Any, use_github: bool, json_out: bool,
 
 @app.command(epilog="Example: llmeval validate suites/*.yaml")
 @handles_errors
-def validate(suites: list[Path] = typer.Argument(..., metavar="SUITE", help="Suite files to check.")) -> None:
+def validate(suites: list[Path] = typer.Argument(..., metavar="SUITE", help="Suite files to check."),
+             max_file_mb: float | None = MAX_FILE_MB) -> None:
     """Check suites without calling anything; errors as file:line:col: message."""
+    from llmeval.config.files import set_max_file_mb
     from llmeval.errors import ConfigError
+    from llmeval.scrub import scrub
     from llmeval.suite.loader import load_suite
 
+    set_max_file_mb(max_file_mb)
     failed = False
     for s in suites:
         try:
             suite = load_suite(s)
         except ConfigError as e:
-            typer.echo(e.render(), err=True)
+            typer.echo(scrub(e.render()), err=True)
             failed = True
             continue
         typer.echo(f"ok: {s} ({len(suite.cases)} cases, {len(suite.spec.targets)} targets, "

@@ -1,25 +1,24 @@
-"""Which fields of a target, judge or metric hold secrets, and `redact`, the one function that
-hides them wherever a spec or config is recorded (run.json and everything built from it)."""
+"""Which fields of a target, judge or metric hold secrets: `redact`, the one function that hides
+them wherever a spec or config is recorded (run.json and everything built from it), and
+`secret_values`, the resolved values in those places (llmeval.scrub takes them out of every text)."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
 
-REDACTED = "<redacted>"
+from llmeval.scrub import REDACTED, SECRET_HEADERS, is_secret_name
+
+__all__ = ["REDACTED", "SECRET_FIELDS", "SECRET_HEADERS", "fingerprint", "is_secret_name", "redact",
+           "secret_values"]
 
 SECRET_FIELDS = frozenset({"api_key", "api_base", "base_url", "organization", "extra_headers", "headers"})
 """Spec fields and litellm params that may carry a credential: keys, and server URLs or headers
 that can embed a token. They never change what a model answers, so caches leave them out."""
 
-SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"})
-_SECRET_WORDS = ("token", "secret", "key", "password", "passwd", "signature", "credential")
-
-
-def is_secret_name(name: str) -> bool:
-    """True for an HTTP header or query parameter whose name suggests a credential."""
-    n = str(name).lower()
-    return n in SECRET_HEADERS or n == "sig" or any(w in n for w in _SECRET_WORDS)
+_URL_FIELDS = frozenset({"api_base", "base_url", "url"})
+_HEADER_FIELDS = frozenset({"headers", "extra_headers"})
+_AUTH_SCHEMES = ("bearer ", "basic ", "token ", "apikey ", "key ")
 
 
 def fingerprint(value: str | None) -> str | None:
@@ -74,3 +73,44 @@ def _redact_url(url: str, hide: Any) -> str:
     if not any(is_secret_name(k) for k, _ in pairs):
         return url
     return base + "?" + urlencode([(k, hide(v) if is_secret_name(k) else v) for k, v in pairs], safe="${}<>")
+
+
+def secret_values(node: Any) -> set[str]:
+    """The secrets in a resolved suite (or any part of it): `api_key` and `organization` values,
+    secret-named headers and query parameters (the credential after `Bearer `), and the password
+    and secret-named query values of URLs (`api_base: https://h/v1?key=...`). Template text is
+    skipped: what it renders to comes from vars (`--secret-var`) or the environment."""
+    found: set[str] = set()
+    if isinstance(node, list):
+        for v in node:
+            found |= secret_values(v)
+    if not isinstance(node, dict):
+        return found
+    for k, v in node.items():
+        if k in ("api_key", "organization") and isinstance(v, str):
+            found.add(v)
+        elif k in _URL_FIELDS and isinstance(v, str):
+            found |= _url_secrets(v)
+        elif k in _HEADER_FIELDS | {"query"} and isinstance(v, dict):
+            found |= {_credential(str(hv)) for hk, hv in v.items() if is_secret_name(hk) and hv is not None}
+        found |= secret_values(v)
+    return {s for s in found if s and "{{" not in s and "{%" not in s}
+
+
+def _credential(value: str) -> str:
+    """`Bearer abc` -> `abc` (the scheme word is not secret, and scrubbing it would mangle text)."""
+    low = value.lower()
+    scheme = next((s for s in _AUTH_SCHEMES if low.startswith(s)), "")
+    return value[len(scheme):].strip()
+
+
+def _url_secrets(url: str) -> set[str]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return set()
+    found = {parts.password} if parts.password else set()
+    found |= {v for k, v in parse_qsl(parts.query, keep_blank_values=False) if is_secret_name(k)}
+    return found

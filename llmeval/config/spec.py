@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Strict as StrictType
+from typing_extensions import TypedDict
 
 TARGET_LEVEL = frozenset({"pass_rate", "errors", "cost_usd", "latency_p50", "latency_p95", "tokens_prompt",
                           "tokens_completion"})
@@ -19,16 +21,46 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
+def _number(lo: float, hi: float) -> Any:
+    return Field(ge=lo, le=hi, allow_inf_nan=False)
+
+
+Number = Annotated[float, StrictType()]
+"""An int or float as YAML writes it (not a bool, not a string)."""
+Integer = Annotated[int, StrictType()]
+"""An int as YAML writes it (not a bool, not a float or string)."""
+
+
+class ModelParams(TypedDict, total=False):
+    """Model parameters: the well-known ones are checked by type and range, any other key passes
+    through to the provider as written."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+
+    temperature: Annotated[Number, _number(0, 2)]
+    top_p: Annotated[Number, _number(0, 1)]
+    top_k: Annotated[Integer, Field(ge=0)]
+    max_tokens: Annotated[Integer, Field(ge=1)]
+    max_completion_tokens: Annotated[Integer, Field(ge=1)]
+    n: Annotated[Integer, Field(ge=1, le=128)]
+    seed: Integer
+    presence_penalty: Annotated[Number, _number(-2, 2)]
+    frequency_penalty: Annotated[Number, _number(-2, 2)]
+    stop: str | list[str]
+    logprobs: Annotated[bool, StrictType()]
+    top_logprobs: Annotated[Integer, Field(ge=0, le=20)]
+
+
 class Defaults(Strict):
     concurrency: int = Field(8, ge=1, le=1024)
     """Calls in flight at once, per target (and for the judge)."""
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(60.0, gt=0, le=86_400, allow_inf_nan=False)
     """Per-call timeout in seconds."""
     retries: int = Field(4, ge=0, le=20)
     """Retries after the first attempt, on 429/5xx, timeouts and connection errors."""
     epochs: int = Field(1, ge=1, le=100)
     """How many times each case runs against each target (variance across samples)."""
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**63)
     """Seed for bootstrap confidence intervals and sampling."""
 
 
@@ -102,7 +134,7 @@ class ProviderSpec(Strict):
     """User message (Jinja over input, expected, contexts, vars); defaults to `{{ input }}`."""
     messages: list[dict[str, str]] | None = None
     """Full chat messages instead of system/prompt; each content is Jinja."""
-    params: dict[str, Any] = {}
+    params: ModelParams = {}
     """Model parameters passed through (temperature, max_tokens, ...)."""
     api_base: str | None = None
     api_key: str | None = None
@@ -113,7 +145,7 @@ class ProviderSpec(Strict):
     outputs: str | None = None
     """A JSONL file of recorded outputs keyed by case id: `{id, output, contexts?, tool_calls?}`."""
     concurrency: int | None = Field(None, ge=1, le=1024)
-    timeout_s: float | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0, le=86_400, allow_inf_nan=False)
     retries: int | None = Field(None, ge=0, le=20)
     tools: list[ToolSpec] | None = None
     """Tools the model may call (OpenAI schema); the calls it makes are recorded and scored."""
@@ -179,11 +211,11 @@ class TargetSpec(ProviderSpec):
 class JudgeSpec(Strict):
     model: str
     """The judge model (litellm string or local/...)."""
-    params: dict[str, Any] = {}
+    params: ModelParams = {}
     api_base: str | None = None
     api_key: str | None = None
     concurrency: int | None = Field(None, ge=1, le=1024)
-    timeout_s: float | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0, le=86_400, allow_inf_nan=False)
     retries: int | None = Field(None, ge=0, le=20)
     price: Price | None = None
     """Cost per 1,000 tokens of the judge model (overrides litellm's price list)."""
@@ -304,6 +336,13 @@ class CaseSpec(Strict):
             raise ValueError("with score: each_turn each turn's input is its last user message; remove `input:`")
         return self
 
+    @field_validator("input")
+    @classmethod
+    def _has_input(cls, v: Any) -> Any:
+        if v is None:
+            raise ValueError("a case needs an input, not null")
+        return v
+
 
 class DatasetSpec(Strict):
     path: str
@@ -321,9 +360,9 @@ class GateSpec(Strict):
     metric: str
     """A metric score name (e.g. rougeL, correctness) or a target-level value: `pass_rate`, `errors`,
     `cost_usd`, `latency_p50`, `latency_p95`, `tokens_prompt`, `tokens_completion`."""
-    min: float | None = None
-    max: float | None = None
-    max_drop: float | None = Field(None, ge=0)
+    min: float | None = Field(None, allow_inf_nan=False)
+    max: float | None = Field(None, allow_inf_nan=False)
+    max_drop: float | None = Field(None, ge=0, allow_inf_nan=False)
     """Against --baseline: fail when the mean drops by more than this with 95% confidence."""
     target: str | None = None
     """Only this target (default: every target)."""
@@ -358,6 +397,7 @@ class GateSpec(Strict):
 
 class SuiteSpec(Strict):
     name: str
+    """The suite's name: in run ids, reports and baseline lookups (no `/`, not `.` or `..`)."""
     description: str | None = None
     defaults: Defaults = Defaults()
     vars: dict[str, Any] = {}
@@ -371,6 +411,17 @@ class SuiteSpec(Strict):
     metrics: list[str | dict[str, Any]] = []
     """Metric names, or one-key mappings of name to options."""
     gates: list[GateSpec] = []
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a suite needs a name, not an empty string")
+        if v.strip() in (".", "..") or any(c in v for c in "/\\") or any(ord(c) < 32 or ord(c) == 127 for c in v):
+            raise ValueError(f"{v!r} cannot name a suite: no '/' or '\\', control characters, '.' or '..'")
+        if len(v) > 200:
+            raise ValueError("a suite name has at most 200 characters")
+        return v
 
     @model_validator(mode="after")
     def _unique_targets(self) -> SuiteSpec:

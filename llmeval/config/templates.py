@@ -1,4 +1,5 @@
-"""Sandboxed Jinja rendering of prompts and request bodies over a case."""
+"""Sandboxed Jinja rendering of prompts and request bodies over a case (bounded in size, steps
+and time by llmeval.config.sandbox)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from llmeval.errors import ConfigError
 @lru_cache(maxsize=1)
 def _env() -> Any:
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
+    from llmeval.config.sandbox import BoundedSandbox
+
+    env = BoundedSandbox(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
     env.filters["tojson"] = _tojson
     return env
 
@@ -38,6 +40,8 @@ def check_template(source: str) -> str | None:
         compile_template(source)
     except TemplateSyntaxError as e:
         return f"template syntax error: {e.message} (template line {e.lineno})"
+    except RecursionError:  # `((((...))))` thousands deep: Jinja's parser recurses per level
+        return "template syntax error: nested too deeply to compile"
     return None
 
 
@@ -48,8 +52,13 @@ def render(source: str, variables: dict[str, Any]) -> str:
     from jinja2 import UndefinedError
     from jinja2.exceptions import SecurityError
 
+    from llmeval.config.sandbox import TemplateLimitError, render_bounded
+
     try:
-        return compile_template(source).render(variables)
+        return render_bounded(compile_template(source), variables)
+    except TemplateLimitError as e:
+        raise ConfigError(f"template stopped: {e}{_template_line(e)}",
+                          hint="templates format a prompt; build big data in the dataset instead") from None
     except UndefinedError as e:
         raise ConfigError(
             f"template error: {e.message}", hint="available: input, expected, contexts, vars, id, tags, messages"
@@ -66,6 +75,16 @@ def _whole_expression(source: str) -> str | None:
 
     m = re.fullmatch(r"\s*\{\{(.+?)\}\}\s*", source, re.S)
     return m.group(1) if m and "{{" not in m.group(1) and "}}" not in m.group(1) else None
+
+
+def _template_line(e: BaseException) -> str:
+    """` (template line N)`: where in the template it failed (Jinja marks its frames `<template>`)."""
+    tb, line = e.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" (template line {line})" if line else ""
 
 
 def render_obj(obj: Any, variables: dict[str, Any]) -> Any:

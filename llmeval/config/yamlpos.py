@@ -12,29 +12,35 @@ from llmeval.errors import ConfigError
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def parse_yaml(path: Path) -> Any:
-    """Parse a YAML file into ruamel's round-trip tree (positions kept; duplicate keys rejected)."""
+def parse_yaml(path: Path, what: str = "YAML file") -> Any:
+    """Parse a YAML file into ruamel's round-trip tree (positions kept; duplicate keys and alias
+    bombs rejected; every problem a ConfigError at file:line:col)."""
     from ruamel.yaml import YAML
     from ruamel.yaml.constructor import DuplicateKeyError
-    from ruamel.yaml.error import MarkedYAMLError
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path} is a directory, not a YAML file") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(
-            f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})",
-            str(path), hint="save the suite file as UTF-8",
-        ) from None
-    except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+    from llmeval.config.files import read_text
+
+    text = read_text(path, what)
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
+    yaml.max_depth = MAX_DEPTH
+    yaml.Composer = _composer_class()
     try:
         return yaml.load(text)
+    except _AliasBomb as e:
+        raise ConfigError(
+            f"the YAML aliases here expand to more than {MAX_ALIAS_NODES:,} nodes", str(path), e.line, e.col,
+            hint="an alias bomb? write the data out, or nest fewer aliases",
+        ) from None
+    except ReaderError as e:
+        line, col = _line_col(text, e.position)
+        char = e.character if isinstance(e.character, int) else 0
+        raise ConfigError(
+            f"invalid YAML: character {char:#06x} is not allowed (a control character or NUL)", str(path), line, col,
+            hint='remove it, or write it as an escape (\\x01) inside a "double-quoted" string',
+        ) from None
     except DuplicateKeyError as e:
         mark = e.problem_mark
         key = re.search(r'found duplicate key "([^"]*)"', str(e))
@@ -49,7 +55,75 @@ def parse_yaml(path: Path) -> Any:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         problem = (e.problem or e.context or "invalid YAML").strip()
+        if problem.startswith("maximum depth"):  # ruamel's text names its own API
+            problem = f"mappings and lists nest more than {MAX_DEPTH} levels deep"
         raise ConfigError(f"invalid YAML: {problem}", str(path), line, col) from None
+    except (YAMLError, KeyError, ValueError, TypeError, RecursionError) as e:
+        # ruamel fails this way on what its scanner lets through: `%YAML 9.9` is a KeyError.
+        directive = re.search(r"^%YAML[ \t]+(\S*)", text, re.M)
+        if directive and isinstance(e, KeyError):
+            line, col = _line_col(text, directive.start())
+            raise ConfigError(f"invalid YAML: unsupported %YAML version {directive.group(1)!r}", str(path), line, col,
+                              hint="write %YAML 1.2 (or 1.1), or leave the directive out") from None
+        raise ConfigError(f"invalid YAML: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}",
+                          str(path), 1, 1) from None
+
+
+MAX_ALIAS_NODES = 100_000
+"""How many nodes aliases may add to a file (`*name` copies its anchor's whole subtree)."""
+MAX_DEPTH = 100
+"""How deeply a YAML file may nest mappings and lists."""
+
+
+class _AliasBomb(Exception):
+    def __init__(self, line: int, col: int) -> None:
+        super().__init__(f"alias expansion over the budget at {line}:{col}")
+        self.line, self.col = line, col
+
+
+def _composer_class() -> type:
+    """ruamel's Composer, counting the nodes each alias expands to (an alias shares its anchor's
+    node, but every later step copies it: 9 levels of 9 aliases are 387 million nodes)."""
+    from ruamel.yaml.composer import Composer
+    from ruamel.yaml.events import AliasEvent
+
+    class CountingComposer(Composer):  # type: ignore[misc]
+        def __init__(self, loader: Any = None) -> None:
+            super().__init__(loader)
+            self.warn_double_anchors = False  # a reused anchor is valid YAML (the later one wins)
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if not self.parser.check_event(AliasEvent):
+                return super().compose_node(parent, index)
+            mark = self.parser.peek_event().start_mark
+            node = super().compose_node(parent, index)
+            sizes = self.__dict__.setdefault("_llmeval_sizes", {})
+            total = self.__dict__.get("_llmeval_expanded", 0) + _size(node, sizes)
+            self.__dict__["_llmeval_expanded"] = total
+            if total > MAX_ALIAS_NODES:
+                raise _AliasBomb(mark.line + 1, mark.column + 1)
+            return node
+
+    return CountingComposer
+
+
+def _size(node: Any, sizes: dict[int, int]) -> int:
+    """The nodes in a composed subtree once every alias in it is expanded (memoised per node)."""
+    key = id(node)
+    if key not in sizes:
+        value = node.value
+        if isinstance(value, list):
+            children = [n for item in value for n in (item if isinstance(item, tuple) else (item,))]
+            sizes[key] = 1 + sum(_size(c, sizes) for c in children)
+        else:
+            sizes[key] = 1
+    return sizes[key]
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset."""
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
 
 
 def position(tree: Any, loc: tuple[Any, ...], key: bool = False) -> tuple[int, int]:

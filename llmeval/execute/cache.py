@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llmeval.config.files import ensure_dir
+
 
 def cache_dir() -> Path:
     """`$LLMEVAL_CACHE_DIR`, else `$XDG_CACHE_HOME/llmeval`, else `~/.cache/llmeval`."""
@@ -38,7 +40,7 @@ class ResponseCache:
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_dir(self.path.parent, "the cache folder (LLMEVAL_CACHE_DIR)")
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")

@@ -15,6 +15,7 @@ from llmeval.execute.cache import ResponseCache, cache_key
 from llmeval.execute.targets.base import Target
 from llmeval.results.messages import recorded_messages
 from llmeval.results.records import CallStats, ErrorInfo, Result, TargetResponse, WorkItem
+from llmeval.scrub import scrub
 
 T = TypeVar("T")
 
@@ -138,19 +139,21 @@ class Engine:
                 )
                 if price is not None:
                     resp.cost_usd = price.cost(resp.usage.prompt, resp.usage.completion)
+                # What a server sent may echo a key back: it is scrubbed before it is kept anywhere.
+                resp.output, resp.contexts = scrub(resp.output), scrub(resp.contexts)
                 stats.usage.add(resp.usage)
                 stats.cost_usd += resp.cost_usd or 0.0
                 if key:
                     self.cache.put(key, target.kind, {"response": resp.to_dict(), "latency_ms": latency})
         except TargetCallError as e:
-            error = ErrorInfo(e.kind, e.message)
+            error = ErrorInfo(e.kind, scrub(e.message))
             stats.errors += 1
         except ConfigError as e:  # a template that fails for this case only
-            error = ErrorInfo("template_error", e.message)
+            error = ErrorInfo("template_error", scrub(e.message))
             stats.errors += 1
         except Exception as e:  # a bug outside the call (rendering, the cache): record it, keep the run going
             fault = faults.from_exception(e, policy.timeout_s)
-            error = ErrorInfo(fault.kind, fault.message)
+            error = ErrorInfo(fault.kind, scrub(fault.message))
             stats.errors += 1
         return Result(
             case_id=case.id, target=item.target, epoch=item.epoch, input=case.input,

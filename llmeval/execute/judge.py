@@ -7,9 +7,11 @@ from typing import Any
 
 from llmeval.config.secrets import SECRET_FIELDS, fingerprint
 from llmeval.config.spec import Defaults, JudgeSpec
+from llmeval.errors import TargetCallError
 from llmeval.execute.cache import ResponseCache, cache_key
 from llmeval.execute.engine import CallPolicy, call_with_retries, policy_for
 from llmeval.results.records import CallStats, Completion
+from llmeval.scrub import scrub
 
 
 class JudgePool:
@@ -98,10 +100,14 @@ class Judge:
                                       top_logprobs=top_logprobs, score_tokens=score_tokens),
                     self.policy, self.stats,
                 )
-            except Exception:
+            except Exception as e:
                 self.stats.errors += 1
+                if isinstance(e, TargetCallError):  # an error body may echo the request's key
+                    e.message = scrub(e.message)
+                    e.args = (e.message,)
                 raise
         completion = self._priced(completion)
+        completion.text = scrub(completion.text)  # the judge's answer is kept raw in details
         self.stats.usage.add(completion.usage)
         self.stats.cost_usd += completion.cost_usd or 0.0
         self.cache.put(key, "judge", completion.to_dict())

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from llmeval.results.records import Result, Score
 
@@ -17,7 +17,7 @@ class MetricOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    threshold: float | None = None
+    threshold: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
     """Pass when the value is >= threshold (values are in [0, 1], higher is better)."""
     name: str | None = None
     """Report this metric under another name (e.g. two `contains` checks side by side)."""

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from llmeval.config.files import read_text
 from llmeval.config.paths import metrics_dirs
 from llmeval.config.spec import JudgeSpec
 from llmeval.errors import ConfigError, LlmevalError, TargetCallError
@@ -75,7 +76,7 @@ def check_prompt_overrides(names: list[str], metrics_dir: Path | None) -> None:
         path = prompt_file(name, metrics_dir)
         if path.parent == PROMPTS_DIR:
             continue
-        problem = check_template(path.read_text(encoding="utf-8"))
+        problem = check_template(read_text(path, "prompt file"))
         if problem:
             raise ConfigError(problem, str(path), 1, 1, hint=f"this file overrides the default prompt {name}")
 
@@ -84,7 +85,7 @@ def render_prompt(name: str, variables: dict[str, Any], metrics_dir: Path | None
     """Render the prompt template `name` over `variables` (sandboxed Jinja)."""
     from llmeval.config.templates import render
 
-    return render(prompt_file(name, metrics_dir).read_text(encoding="utf-8"), variables).strip()
+    return render(read_text(prompt_file(name, metrics_dir), "prompt file"), variables).strip()
 
 
 def as_text(value: Any) -> str:

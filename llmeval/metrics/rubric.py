@@ -36,10 +36,16 @@ class RubricOptions(JudgeOptions):
 
 def find_rubric(path: str, base_dir: Path | None) -> Path:
     """Resolve a rubric path against the suite's folder, its parent, then the current directory."""
+    from llmeval.config.files import check_file
     from llmeval.config.paths import candidates, find
 
-    found = find(path, base_dir, "file")
+    if "\x00" in path:
+        raise ConfigError(f"rubric path contains a NUL character: {path!r}")
+    if not path.lower().endswith((".yaml", ".yml")):
+        raise ConfigError(f"a rubric is a .yaml or .yml file, not {path}", hint="e.g. judge: metrics/politeness.yaml")
+    found = find(path, base_dir, "any")
     if found is not None:
+        check_file(found, "rubric file")  # a directory or a device is not a rubric
         return found
     looked = ", ".join(dict.fromkeys(str(c.parent) for c in candidates(path, base_dir)))
     raise ConfigError(f"rubric file not found: {path}", hint=f"looked in {looked}")
@@ -50,9 +56,11 @@ def load_rubric(path: Path) -> RubricFile:
     from llmeval.config.validation import validation_error
     from llmeval.config.yamlpos import parse_yaml, to_plain
 
-    tree = parse_yaml(path)
-    if not isinstance(tree, dict):
-        raise ConfigError("a rubric file must be a YAML mapping (name:, criteria:, scale:, ...)", str(path), 1, 1)
+    tree = parse_yaml(path, "rubric file")
+    if not isinstance(tree, dict) or not set(map(str, tree)) & set(RubricFile.model_fields):
+        # Say what the file is not, without quoting it: it may be any file the suite points at.
+        raise ConfigError("not a rubric file: a rubric is a YAML mapping with name:, criteria:, scale:, ...",
+                          str(path), 1, 1)
     try:
         return RubricFile.model_validate(to_plain(tree))
     except ValidationError as e:

@@ -14,7 +14,7 @@ def dry_run(suite_path: Path, options: Any) -> dict[str, Any]:
     from llmeval.pipeline.runner import build_targets, plan
     from llmeval.suite.loader import load_suite
 
-    suite = load_suite(suite_path, options.variables)
+    suite = load_suite(suite_path, options.template_variables())
     items, ids, epochs = plan(suite, options)
     targets = build_targets(suite, ids)
     cache = ResponseCache(enabled=not options.no_cache)

@@ -58,6 +58,7 @@ def build_manifest(
             "cases": options.cases,
             "models": options.models,
             "vars": options.variables,
+            "secret_vars": sorted(options.secret_variables),
             "concurrency": options.concurrency,
             "no_cache": options.no_cache,
             "suite_file": str(suite.path.resolve()),

@@ -10,8 +10,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from llmeval.config.files import ensure_dir
 from llmeval.errors import UsageError
-from llmeval.pipeline.options import RunOptions
+from llmeval.pipeline.options import RunOptions, recorded_variables
 from llmeval.pipeline.runner import RunOutcome, finish
 from llmeval.results.runlog import RESULTS, Run, RunWriter, load_run, new_run_id
 
@@ -32,7 +33,7 @@ def merge_runs(paths: list[Path], out_dir: Path, suite_path: Path | None = None,
     _check_reruns(reruns, runs)
     first = runs[0].manifest
     path = suite_path or Path(first["suite"]["path"])
-    suite = load_suite(path, (first.get("options") or {}).get("vars") or {})
+    suite = load_suite(path, recorded_variables(first.get("options") or {}))
     if suite.sha256 != first["suite"]["sha256"]:
         raise UsageError(f"{path} has changed since the shards ran (sha256 differs)",
                          hint="merge with the suite file the shards ran, via --suite FILE")
@@ -43,7 +44,7 @@ def merge_runs(paths: list[Path], out_dir: Path, suite_path: Path | None = None,
     results.sort(key=lambda r: (r.epoch, r.case_id, r.target))
     ids = [t["id"] for t in first.get("targets", [])]
     run_id = new_run_id(suite.name)
-    run_dir = out_dir / run_id
+    run_dir = ensure_dir(out_dir) / run_id
     writer = RunWriter(run_dir)
     writer.rewrite_results(results)
     writer.close()

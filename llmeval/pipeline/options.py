@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmeval.scrub import remember
+
 
 @dataclass
 class RunOptions:
@@ -23,6 +25,10 @@ class RunOptions:
     resume: Path | None = None
     formats: list[str] = field(default_factory=lambda: ["html", "md", "junit"])
     variables: dict[str, str] = field(default_factory=dict)
+    """`--var KEY=VALUE`: template variables, recorded in run.json."""
+    secret_variables: dict[str, str] = field(default_factory=dict)
+    """`--secret-var KEY=VALUE`: template variables never written (run.json keeps their names);
+    their values are scrubbed from everything llmeval writes or prints."""
     max_errors: int | None = None
     allow_damaged: bool = False
     """Go on when a run read (the baseline, merged shards) has damaged lines in results.jsonl."""
@@ -43,3 +49,17 @@ class RunOptions:
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 setattr(self, name, Path(value))
+        remember(*self.secret_variables.values())
+
+    def template_variables(self) -> dict[str, str]:
+        """Every `--var` and `--secret-var`, as the suite's templates see them."""
+        return {**self.variables, **self.secret_variables}
+
+
+def recorded_variables(saved_options: dict[str, Any]) -> dict[str, str]:
+    """The template variables of a stored run (run.json `options`): its `--var` values, and a
+    placeholder for each `--secret-var` (rescore and merge render no target request: the
+    placeholder only lets the suite's templates be checked when it loads)."""
+    from llmeval.scrub import REDACTED
+
+    return {**(saved_options.get("vars") or {}), **{n: REDACTED for n in saved_options.get("secret_vars") or []}}

@@ -8,6 +8,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from llmeval.config.files import ensure_dir
 from llmeval.errors import UsageError
 from llmeval.results.records import Result
 from llmeval.results.runlog import Run, RunWriter, load_run, new_run_id
@@ -19,7 +20,7 @@ def rescore_run(run_dir: str | Path, suite_path: str | Path | None = None, out_d
     `suite_path`); writes a new run (new run id, `rescored_from` in run.json) with summary, gates
     and reports, and returns its RunOutcome. A damaged results.jsonl raises DamagedRunError unless
     `allow_damaged` (the new run then lists the damaged lines in `damaged_inputs`)."""
-    from llmeval.pipeline.options import RunOptions
+    from llmeval.pipeline.options import RunOptions, recorded_variables
     from llmeval.pipeline.runner import finish
     from llmeval.suite.loader import load_suite
 
@@ -31,11 +32,11 @@ def rescore_run(run_dir: str | Path, suite_path: str | Path | None = None, out_d
     if not path.is_file():
         raise UsageError(f"suite file not found: {path} (recorded in {old.dir / 'run.json'})",
                          hint="pass the suite with --suite FILE")
-    suite = load_suite(path, (old.manifest.get("options") or {}).get("vars") or {})
+    suite = load_suite(path, recorded_variables(old.manifest.get("options") or {}))
     ids = list(dict.fromkeys([*old.targets, *(r.target for r in old.results)]))
     results = [_unscored(r) for r in old.results]
     run_id = new_run_id(suite.name)
-    new_dir = (Path(out_dir) if out_dir is not None else old.dir.parent) / run_id
+    new_dir = ensure_dir(Path(out_dir) if out_dir is not None else old.dir.parent) / run_id
     options = RunOptions(out_dir=new_dir.parent, no_cache=no_cache,
                          formats=list(formats) if formats is not None else ["html", "md", "junit"])
     manifest = _manifest(old, suite, run_id, ids, options)

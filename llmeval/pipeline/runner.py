@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmeval.config.files import check_out_dir, ensure_dir
 from llmeval.decide.gates import GateResult, evaluate_gates
 from llmeval.errors import Interrupted, RunError, UsageError
 from llmeval.execute.cache import ResponseCache
@@ -72,7 +73,7 @@ async def arun_suite(suite: SuiteSource | None, options: RunOptions, base_dir: s
         suite = suite or saved_suite
     if not isinstance(suite, Suite):
         source = suite if isinstance(suite, dict) else suite or ""
-        suite = await asyncio.to_thread(load_suite, source, options.variables, base_dir)
+        suite = await asyncio.to_thread(load_suite, source, options.template_variables(), base_dir)
     elif options.models:  # --model rewrites targets: a caller's Suite object stays as it was
         suite = dataclasses.replace(suite, spec=suite.spec.model_copy(deep=True), raw=copy.deepcopy(suite.raw))
     if resume_manifest is not None:
@@ -108,6 +109,11 @@ def _restore_options(options: RunOptions, manifest: dict[str, Any]) -> None:
     if options.shard is None and saved.get("shard"):
         options.shard = tuple(saved["shard"])  # type: ignore[assignment]
     options.variables = {**saved.get("vars", {}), **options.variables}
+    missing = [name for name in saved.get("secret_vars") or [] if name not in options.secret_variables]
+    if missing:
+        flags = " ".join(f"--secret-var {name}=..." for name in missing)
+        raise UsageError(f"this run used --secret-var {', '.join(missing)}, which run.json does not keep",
+                         hint=f"pass it again: llmeval run --resume ... {flags}")
 
 
 def plan(suite: Suite, options: RunOptions) -> tuple[list[WorkItem], list[str], int]:
@@ -155,6 +161,8 @@ def build_targets(suite: Suite, ids: list[str]) -> dict[str, Target]:
 async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any] | None,
                origin: dict[str, Any] | None, handle_signals: bool) -> RunOutcome:
     items, ids, epochs = plan(suite, options)
+    if resume_manifest is None:
+        check_out_dir(options.out_dir)  # before anything is built: `-o` may name a file
     targets = build_targets(suite, ids)
     await preload_local_models(suite, targets, options.quiet)
     if resume_manifest is not None and options.resume is not None:
@@ -162,7 +170,7 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
         run_id = resume_manifest["run_id"]
         done = [r for r in read_for_resume(run_dir) if r.error is None]
     else:
-        options.out_dir.mkdir(parents=True, exist_ok=True)
+        ensure_dir(options.out_dir)
         while True:  # claim a fresh directory: two shards starting in the same second must not share one
             run_id = new_run_id(suite.name)
             run_dir = options.out_dir / run_id

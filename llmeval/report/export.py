@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from llmeval.config.files import ensure_dir
 from llmeval.errors import MissingDependencyError, UsageError
 from llmeval.results.runlog import MANIFEST, load_run
 
@@ -59,7 +60,7 @@ def export_run(run_dir: str | Path, formats: list[str], out: str | Path | None =
     df = results_frame(run_dir, allow_damaged)
     given = Path(run_dir)
     target = Path(out) if out is not None else (given.parent if given.name == MANIFEST else given)
-    target.mkdir(parents=True, exist_ok=True)
+    ensure_dir(target)
     written = []
     for fmt in formats:
         path = target / f"export.{fmt}"

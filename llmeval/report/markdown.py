@@ -33,6 +33,8 @@ REPORT_URL_MARKER = "<!-- llmeval:report-url -->"
 ARROWS = {"regressed": "🔻 regressed", "improved": "🔺 improved", "no significant change": "no significant change",
           "not comparable": "not comparable"}
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""C0 and C1 control characters but tab, newline and carriage return (split() turns those into spaces)."""
 
 
 def marker(suite: str) -> str:
@@ -41,9 +43,9 @@ def marker(suite: str) -> str:
 
 
 def md_escape(text: Any, limit: int | None = None) -> str:
-    """Text from suites and models, inert in a Markdown table cell: one line, Markdown and HTML
-    escaped, @mentions broken, truncated to `limit` characters."""
-    s = " ".join(str(text if text is not None else "").split())
+    """Text from suites and models, inert in a Markdown table cell: one line, control characters
+    replaced (as junit.xml does), Markdown and HTML escaped, @mentions broken, truncated to `limit`."""
+    s = " ".join(_CONTROL.sub("\ufffd", str(text if text is not None else "")).split())
     if limit is not None and len(s) > limit:
         s = s[: max(1, limit - 1)] + "…"
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from llmeval.config.files import ensure_dir
+
 FORMATS = ("html", "md", "junit")
 FILES = {"html": "report.html", "md": "summary.md", "junit": "junit.xml"}
 
@@ -18,7 +20,7 @@ def render_reports(run: Any, formats: list[str], out: Path, comparison: Any = No
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise UsageError(f"unknown report format(s) {', '.join(bad)}; choose from {', '.join(FORMATS)}")
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     written = []
     if "html" in formats:
         from llmeval.report.html import write_html
@@ -40,6 +42,6 @@ def write_comparison(base: Any, cand: Any, out_dir: Path, comparison: Any) -> li
     from llmeval.report.html import write_html
     from llmeval.report.markdown import write_markdown
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir)
     return [write_html(cand, out_dir / "compare.html", comparison, compare_mode=True),
             write_markdown(cand, out_dir / "compare.md", comparison)]

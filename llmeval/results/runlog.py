@@ -13,6 +13,7 @@ from typing import Any
 
 from llmeval.errors import DamagedRunError, LlmevalWarning, UsageError
 from llmeval.results.records import Result
+from llmeval.scrub import scrub
 
 SCHEMA_VERSION = 1
 MANIFEST, RESULTS = "run.json", "results.jsonl"
@@ -28,10 +29,11 @@ def new_run_id(suite_name: str) -> str:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON via a temporary file and rename, so readers never see half a file."""
+    """Write JSON via a temporary file and rename, so readers never see half a file (known secrets
+    scrubbed, like every line of results.jsonl)."""
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False, indent=2, default=str)
+        json.dump(scrub(data), f, ensure_ascii=False, indent=2, default=str)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
@@ -47,7 +49,7 @@ class RunWriter:
         self._f = (run_dir / RESULTS).open("a", encoding="utf-8")
 
     def append(self, result: Result) -> None:
-        self._f.write(json.dumps(result.to_dict(), ensure_ascii=False, default=str) + "\n")
+        self._f.write(_line(result))
         self._f.flush()
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
@@ -59,7 +61,7 @@ class RunWriter:
         tmp = self.dir / f".{RESULTS}.tmp"
         with tmp.open("w", encoding="utf-8") as f:
             for r in results:
-                f.write(json.dumps(r.to_dict(), ensure_ascii=False, default=str) + "\n")
+                f.write(_line(r))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.dir / RESULTS)
@@ -67,6 +69,12 @@ class RunWriter:
 
     def close(self) -> None:
         self._f.close()
+
+
+def _line(result: Result) -> str:
+    """One results.jsonl line; known secrets scrubbed (an input may be `${OPENAI_API_KEY}`, a
+    metric's reason may quote anything)."""
+    return json.dumps(scrub(result.to_dict()), ensure_ascii=False, default=str) + "\n"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from llmeval.config.files import named_file, read_text
 from llmeval.config.spec import MessageSpec, SuiteSpec
 from llmeval.config.yamlpos import position
 from llmeval.errors import ConfigError
@@ -56,6 +57,8 @@ def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any) -> list
         try:
             rows = read_dataset(spec.dataset.path, suite_path.parent)
         except ConfigError as e:
+            if e.path:  # positioned in the dataset file itself (a byte that is not UTF-8)
+                raise
             raise ConfigError(e.message, where, *position(tree, loc), hint=e.hint) from None
         fields = {
             "id": "id",
@@ -78,6 +81,13 @@ def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any) -> list
                     where,
                     *position(tree, ("dataset",)),
                     hint="map the input column with dataset.fields.input (or a conversation with fields.messages)",
+                )
+            if _is_missing(row[fields["input"]]):
+                raise ConfigError(
+                    f"{spec.dataset.path}: dataset row {n + 1} has no input ('{fields['input']}' is empty or null)",
+                    where,
+                    *position(tree, loc),
+                    hint="give every row an input, or drop the row",
                 )
             try:
                 expanded = _row_cases(row, fields, n, spec.dataset.tags, spec.dataset.score, suite_path.parent,
@@ -193,27 +203,30 @@ def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
         if files is None:
             return _read_hf(path[3:], base)
         return [row for f in files for row in read_dataset(str(f), base)]
-    p = Path(path) if Path(path).is_absolute() else base / path
-    if not p.exists():
-        raise ConfigError(f"dataset file not found: {path} (looked in {p.parent.resolve()})")
-    suffix = p.suffix.lower()
+    suffix = Path(path).suffix.lower()
+    if suffix not in DATA_FILES:
+        raise ConfigError(f"unsupported dataset format '{suffix}' for {path}",
+                          hint="use .jsonl, .json, .csv, .parquet or hf:NAME@SPLIT")
+    p = named_file(path, base, "dataset file")
     if suffix == ".jsonl":
         rows = []
-        for n, line in enumerate(_text(p, path).splitlines(), 1):
+        for n, line in enumerate(read_text(p, "dataset file").splitlines(), 1):
             if line.strip():
                 try:
                     row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ConfigError(f"{path} line {n}: invalid JSON: {e.msg}") from None
+                except (ValueError, RecursionError) as e:  # bad JSON, a 5,000-digit integer, [[[[...]]]]
+                    raise ConfigError(f"{path} line {n}: invalid JSON: {getattr(e, 'msg', e)}") from None
                 if not isinstance(row, dict):
                     raise ConfigError(f"{path} line {n}: expected a JSON object, got {type(row).__name__}")
                 rows.append(row)
         return rows
     if suffix == ".json":
         try:
-            data = json.loads(_text(p, path))
+            data = json.loads(read_text(p, "dataset file"))
         except json.JSONDecodeError as e:
             raise ConfigError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        except (ValueError, RecursionError) as e:  # a 5,000-digit integer, [[[[...]]]] nested too deeply
+            raise ConfigError(f"{path}: invalid JSON: {e}") from None
         if isinstance(data, dict):
             data = next((v for v in data.values() if isinstance(v, list)), None)
         if not isinstance(data, list):
@@ -222,31 +235,20 @@ def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
         if bad is not None:
             raise ConfigError(f"{path}: item {bad + 1} is a {type(data[bad]).__name__}, expected a JSON object")
         return data
-    if suffix in (".csv", ".parquet"):
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ConfigError(
-                "reading .csv/.parquet datasets needs pandas", hint="pip install 'llmeval[data]'"
-            ) from None
-        try:
-            frame = pd.read_csv(p) if suffix == ".csv" else pd.read_parquet(p)
-        except ImportError as e:  # parquet without pyarrow: a missing dependency, said as such
-            raise ConfigError(f"cannot read {path}: {e}", hint="pip install 'llmeval[data]'") from None
-        except Exception as e:  # pandas raises many types for a bad file (ParserError, ArrowInvalid, ...)
-            first = (str(e).splitlines() or [""])[0][:200]
-            raise ConfigError(f"cannot read {path}: {type(e).__name__}: {first}") from None
-        return frame.to_dict(orient="records")
-    raise ConfigError(
-        f"unsupported dataset format '{suffix}' for {path}", hint="use .jsonl, .json, .csv, .parquet or hf:NAME@SPLIT"
-    )
-
-
-def _text(p: Path, path: str) -> str:
     try:
-        return p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
+        import pandas as pd
+    except ImportError:
+        raise ConfigError(
+            "reading .csv/.parquet datasets needs pandas", hint="pip install 'llmeval[data]'"
+        ) from None
+    try:
+        frame = pd.read_csv(p) if suffix == ".csv" else pd.read_parquet(p)
+    except ImportError as e:  # parquet without pyarrow: a missing dependency, said as such
+        raise ConfigError(f"cannot read {path}: {e}", hint="pip install 'llmeval[data]'") from None
+    except Exception as e:  # pandas raises many types for a bad file (ParserError, ArrowInvalid, ...)
+        first = (str(e).splitlines() or [""])[0][:200]
+        raise ConfigError(f"cannot read {path}: {type(e).__name__}: {first}") from None
+    return frame.to_dict(orient="records")
 
 
 DATA_FILES = (".jsonl", ".json", ".csv", ".parquet")

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from llmeval.config.files import check_file, read_bytes
 from llmeval.config.spec import MessageSpec
 from llmeval.config.validation import dotted
 from llmeval.errors import ConfigError
@@ -115,14 +116,14 @@ def _part(part: dict[str, Any], base_dir: Path, locate: Locate, loc: tuple[Any, 
 def _image_file(path: str, base_dir: Path, locate: Locate, loc: tuple[Any, ...]) -> dict[str, Any]:
     p = Path(path.removeprefix("file://")).expanduser()
     file = Path(os.path.abspath(p if p.is_absolute() else base_dir / p))  # abspath: no stat per symlink
-    try:
-        stat = file.stat()
-        media_type, digest = _read_image(str(file), stat.st_mtime_ns, stat.st_size)
-    except FileNotFoundError:
+    if not file.exists():
         raise ConfigError(f"image file not found: {path} (looked in {file.parent})",
-                          *locate(loc + ("path",)), hint="image paths are relative to the suite's folder") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read image {path}: {e.strerror or e}", *locate(loc + ("path",))) from None
+                          *locate(loc + ("path",)), hint="image paths are relative to the suite's folder")
+    try:
+        stat = check_file(file, "image file")  # a regular file of the project, under --max-file-mb
+        media_type, digest = _read_image(str(file), stat.st_mtime_ns, stat.st_size)
+    except ConfigError as e:
+        raise ConfigError(e.message, *locate(loc + ("path",)), hint=e.hint) from None
     if media_type is None:
         raise ConfigError(f"{path} is not a PNG, JPEG, GIF or WebP image", *locate(loc + ("path",)))
     return {"path": path, "file": str(file), "sha256": digest, "media_type": media_type, "bytes": stat.st_size}
@@ -131,8 +132,7 @@ def _image_file(path: str, base_dir: Path, locate: Locate, loc: tuple[Any, ...])
 @lru_cache(maxsize=1024)
 def _read_image(file: str, mtime_ns: int, size: int) -> tuple[str | None, str]:
     """(media type, sha256) of a file, read once however many cases show it."""
-    with open(file, "rb") as f:
-        data = f.read()
+    data = read_bytes(file, "image file")
     return media_type_of(data), hashlib.sha256(data).hexdigest()
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from llmeval.config.files import named_file, read_bytes
+from llmeval.config.secrets import secret_values
 from llmeval.config.spec import DROP_TESTABLE, TARGET_LEVEL, SuiteSpec
 from llmeval.config.templates import check_template, render, template_strings
 from llmeval.config.validation import dotted, validation_error
@@ -17,6 +19,7 @@ from llmeval.config.yamlpos import parse_yaml, position, resolve_env, to_plain
 from llmeval.errors import ConfigError
 from llmeval.metrics.base import Metric
 from llmeval.results.records import Case
+from llmeval.scrub import remember
 from llmeval.suite.assertions import CaseMetrics, build_case_metrics
 from llmeval.suite.reuse import apply_reuse
 
@@ -85,12 +88,16 @@ def load_suite(
         where = str(source)
         if not p.exists():
             raise ConfigError(f"suite file not found: {source}", hint="check the path (suites live in suites/)")
-        tree = parse_yaml(p)
-        digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        tree = parse_yaml(p, "suite file")
+        digest = hashlib.sha256(read_bytes(p, "suite file")).hexdigest()
     if not isinstance(tree, dict):
         raise ConfigError("a suite file must be a YAML mapping (name:, targets:, cases:, ...)", where, 1, 1)
+    if tree and not set(map(str, tree)) & set(SuiteSpec.model_fields):
+        # Say what the file is not, without quoting its keys: it may be any file at all.
+        raise ConfigError("not a suite file: a suite is a YAML mapping with name:, targets:, cases:, ...", where, 1, 1)
     raw = to_plain(tree)
     resolved = resolve_env(raw, where, tree)
+    remember(*secret_values(resolved))  # before anything can fail and print a resolved value
     raw, resolved, files = apply_reuse(raw, resolved, where, tree)
     try:
         spec = SuiteSpec.model_validate(resolved)
@@ -102,6 +109,10 @@ def load_suite(
     from llmeval.suite.cases import load_cases
 
     cases = load_cases(spec, p, where, tree)
+    if not cases and spec.dataset is not None:
+        raise ConfigError(f"the suite has no cases: the dataset {spec.dataset.path} has no rows", where,
+                          *position(tree, ("dataset", "path")), hint="add rows to the dataset, or cases: to the suite")
+    _check_outputs_files(spec, p.parent, where, tree)
     case_metrics = build_case_metrics(spec, cases, {k for m in metrics for k in m.keys()}, RESERVED_SCORE_NAMES,
                                       lambda entry, loc: _build_one(entry, loc, where, tree, p.parent), where, tree)
     _check_requirements(spec, cases, metrics, where, tree)
@@ -190,6 +201,16 @@ def _metric_options_error(e: ValidationError, where: str, tree: Any, loc: tuple[
     if err["type"] == "missing":
         return ConfigError(f"metric '{name}' needs the option '{sub[-1]}'", where, line, col)
     return ConfigError(f"{what}: {msg}", where, line, col)
+
+
+def _check_outputs_files(spec: SuiteSpec, suite_dir: Path, where: str, tree: Any) -> None:
+    """Recorded outputs must be readable files of the project: checked here, before a run reads them."""
+    for ti, t in enumerate(spec.targets):
+        if t.outputs is not None:
+            try:
+                named_file(t.outputs, suite_dir, f"outputs file for target '{t.id}'")
+            except ConfigError as e:
+                raise ConfigError(e.message, where, *position(tree, ("targets", ti, "outputs")), hint=e.hint) from None
 
 
 def _check_requirements(spec: SuiteSpec, cases: list[Case], metrics: list[Metric], where: str, tree: Any,

@@ -9,6 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from llmeval.config.files import read_bytes
 from llmeval.config.yamlpos import position
 from llmeval.errors import ConfigError
 
@@ -56,17 +57,13 @@ def _read_prompts(entry: Any, loc: tuple[Any, ...], base: Path, where: str, tree
         p = Path(ref).expanduser()
         path = p if p.is_absolute() else base / p
         try:
-            data = path.read_bytes()
+            data = read_bytes(path, "prompt file")
             entry[key] = data.decode("utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"prompt file not found: {ref} (looked in {path.parent.resolve()})", where,
-                              *position(tree, loc + (key,)),
-                              hint="file:// paths are relative to the suite's folder") from None
         except UnicodeDecodeError:
             raise ConfigError(f"prompt file {ref} is not UTF-8 text", where, *position(tree, loc + (key,))) from None
-        except OSError as e:
-            raise ConfigError(f"cannot read prompt file {ref}: {e.strerror or e}", where,
-                              *position(tree, loc + (key,))) from None
+        except ConfigError as e:  # missing, not a regular file, too big: at the key that names it
+            hint = e.hint or ("file:// paths are relative to the suite's folder" if "not found" in e.message else None)
+            raise ConfigError(e.message, where, *position(tree, loc + (key,)), hint=hint) from None
         files[ref] = hashlib.sha256(data).hexdigest()
 
 

@@ -1,4 +1,5 @@
-"""Real HTTP test doubles: a fake OpenAI-compatible chat server and a fake RAG endpoint."""
+"""Real HTTP test doubles: a fake OpenAI-compatible chat server, a fake RAG endpoint, and a server
+that echoes every request (URL, headers, body) back."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ _EXPORTS = {
     "FakeRAG": "rag_server",
     "Fault": "rag_server",
     "DOCUMENTS": "rag_server",
+    "EchoServer": "echo_server",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -59,6 +59,7 @@ class BackgroundServer:
         self._calls = 0
         self._requests: list[Any] = []
         self._headers: list[dict[str, str]] = []
+        self._urls: list[str] = []
 
     def routes(self) -> list[web.RouteDef]:
         """The routes this server answers."""
@@ -91,6 +92,12 @@ class BackgroundServer:
         """A copy of the request headers received (names lower-cased), in arrival order."""
         with self._lock:
             return [dict(h) for h in self._headers]
+
+    @property
+    def urls(self) -> list[str]:
+        """A copy of the request paths with their query strings (`/v1/chat/completions?key=...`)."""
+        with self._lock:
+            return list(self._urls)
 
     def start(self) -> BackgroundServer:
         """Bind and serve in a daemon thread; returns once the port is open."""
@@ -146,6 +153,7 @@ class BackgroundServer:
             self._calls = 0
             self._requests.clear()
             self._headers.clear()
+            self._urls.clear()
         self.release_hangs()
 
     def release_hangs(self) -> None:
@@ -167,6 +175,7 @@ class BackgroundServer:
             self._calls += 1
             self._requests.append(body)
             self._headers.append({k.lower(): v for k, v in request.headers.items()})
+            self._urls.append(request.path_qs)
             return self._calls
 
     def _swap_release(self) -> None:

@@ -52,6 +52,12 @@ async def acomplete(
             kwargs["top_logprobs"] = top_logprobs
     if api_base:
         kwargs["api_base"] = api_base
+        base, _, query = api_base.partition("?")
+        if query and _provider(litellm, model) == "openai":
+            # litellm appends the path after the whole base (`/v1?key=.../chat/completions`): the
+            # query goes on the final URL through an OpenAI client's default query instead.
+            kwargs["api_base"] = base
+            kwargs["client"] = _client_with_query(base, query, api_key)
     if api_key:
         kwargs["api_key"] = api_key
     if kwargs.get("tools"):
@@ -65,6 +71,34 @@ async def acomplete(
     except Exception as e:  # litellm's hierarchy, the openai SDK and httpx beneath it: said in words
         raise faults.from_exception(e, timeout) from None
     return _completion(resp, litellm)
+
+
+def _provider(litellm: Any, model: str) -> str | None:
+    try:
+        return str(litellm.get_llm_provider(model)[1])
+    except Exception:  # an unknown provider: litellm's own call reports it
+        return None
+
+
+_clients: dict[tuple[str, str, str | None], tuple[Any, Any]] = {}
+
+
+def _client_with_query(base: str, query: str, api_key: str | None) -> Any:
+    """An AsyncOpenAI client that puts `query` on every request, one per server, key and event
+    loop (an httpx pool belongs to the loop it was opened in)."""
+    import asyncio
+    from urllib.parse import parse_qsl
+
+    from openai import AsyncOpenAI
+
+    loop = asyncio.get_running_loop()
+    key = (base, query, api_key)
+    cached = _clients.get(key)
+    if cached is None or cached[0] is not loop:
+        client = AsyncOpenAI(api_key=api_key or os.environ.get("OPENAI_API_KEY") or "none", base_url=base,
+                             default_query=dict(parse_qsl(query, keep_blank_values=True)), max_retries=0)
+        cached = _clients[key] = (loop, client)
+    return cached[1]
 
 
 def _completion(resp: Any, litellm: Any) -> Completion:

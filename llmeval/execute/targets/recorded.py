@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
+from llmeval.config.files import named_file, read_text
 from llmeval.errors import ConfigError, TargetCallError
 from llmeval.execute.targets.base import Target
 from llmeval.results.messages import parse_tool_calls
@@ -22,18 +22,16 @@ class RecordedTarget(Target):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         ref = self.spec.outputs or ""
-        path = Path(ref) if Path(ref).is_absolute() else self.suite_dir / ref
-        if not path.exists():
-            where = path.parent.resolve()
-            raise ConfigError(f"outputs file for target '{self.id}' not found: {ref} (looked in {where})")
+        what = f"outputs file for target '{self.id}'"
+        path = named_file(ref, self.suite_dir, what)
         self.records: dict[str, dict[str, Any]] = {}
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(read_text(path, what).splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
                 key = str(row.get("id", row.get("case_id")))
-            except (json.JSONDecodeError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):  # bad JSON, a 5,000-digit integer, [[[[...]]]]
                 raise ConfigError(f"{ref} line {n}: not a JSON object with an id") from None
             self.records[key] = row
 
