@@ -118,9 +118,7 @@ def test_a_yaml_alias_bomb_is_refused_at_the_alias_that_overflows(command: tuple
 
 def test_a_few_aliases_still_work() -> None:
     write("name: t\nx-bot: &bot {id: bot, outputs: out.jsonl}\ntargets: [*bot]\ncases:\n  - {id: a, input: hi}\n")
-    code, err = validate()
-    assert (code, err) == (2, "suite.yaml:2:1: unknown key 'x-bot' in the suite\n  hint: allowed keys: name, "
-                              "description, defaults, vars, targets, judge, cases, dataset, metrics, gates\n")
+    assert validate() == (0, "")  # x- blocks are the home of YAML anchors
     write("name: t\nvars: {bot: &bot {id: bot, outputs: out.jsonl}}\ntargets: [*bot]\ncases:\n  - {id: a, input: hi}\n")
     assert invoke("validate", "suite.yaml").exit_code == 0
 

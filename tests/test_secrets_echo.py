@@ -81,7 +81,7 @@ def test_no_secret_reaches_any_file_or_output(echo: EchoServer, tmp_path: Path,
     assert all(s in sent for s in SECRETS)
     assert f"/v1/chat/completions?key={BASE_QUERY_KEY}" in echo.urls  # api_base keeps its query
     rows = {(r["case_id"], r["target"]): r for r in map(json.loads, (run_dir / "results.jsonl").open())}
-    assert rows["refused", "bot"]["error"]["type"] == "client_error"
+    assert rows["refused", "bot"]["error"]["type"] == "auth_error"
     assert "Bearer <redacted>" in rows["refused", "rag"]["error"]["message"]
     assert f"{echo.url}/ask?api_key=<redacted>" in rows["answered", "rag"]["output"]
     assert "authorization: Bearer <redacted>".lower() in rows["answered", "bot"]["output"].lower()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WrapValidator, field_validator, model_validator
 from pydantic import Strict as StrictType
 from typing_extensions import TypedDict
 
@@ -21,12 +21,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
+def _as_written(value: Any, handler: Any) -> Any:
+    """Check a number as a float, but keep an int an int: params join the cache key as written
+    (`temperature: 0` and `0.0` are one value, two different JSON texts)."""
+    checked = handler(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else checked
+
+
 def _number(lo: float, hi: float) -> Any:
-    return Field(ge=lo, le=hi, allow_inf_nan=False)
+    """A number in [lo, hi] (int or float, as YAML writes it; not a bool, a string, nan or inf)."""
+    return Annotated[float, StrictType(), Field(ge=lo, le=hi, allow_inf_nan=False), WrapValidator(_as_written)]
 
 
-Number = Annotated[float, StrictType()]
-"""An int or float as YAML writes it (not a bool, not a string)."""
 Integer = Annotated[int, StrictType()]
 """An int as YAML writes it (not a bool, not a float or string)."""
 
@@ -37,15 +43,15 @@ class ModelParams(TypedDict, total=False):
 
     __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
 
-    temperature: Annotated[Number, _number(0, 2)]
-    top_p: Annotated[Number, _number(0, 1)]
+    temperature: _number(0, 2)
+    top_p: _number(0, 1)
     top_k: Annotated[Integer, Field(ge=0)]
     max_tokens: Annotated[Integer, Field(ge=1)]
     max_completion_tokens: Annotated[Integer, Field(ge=1)]
     n: Annotated[Integer, Field(ge=1, le=128)]
     seed: Integer
-    presence_penalty: Annotated[Number, _number(-2, 2)]
-    frequency_penalty: Annotated[Number, _number(-2, 2)]
+    presence_penalty: _number(-2, 2)
+    frequency_penalty: _number(-2, 2)
     stop: str | list[str]
     logprobs: Annotated[bool, StrictType()]
     top_logprobs: Annotated[Integer, Field(ge=0, le=20)]

@@ -82,7 +82,8 @@ def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any) -> list
                     *position(tree, ("dataset",)),
                     hint="map the input column with dataset.fields.input (or a conversation with fields.messages)",
                 )
-            if _is_missing(row[fields["input"]]):
+            conversation = not _is_missing(row.get(fields["messages"]))
+            if not conversation and _is_missing(row[fields["input"]]):
                 raise ConfigError(
                     f"{spec.dataset.path}: dataset row {n + 1} has no input ('{fields['input']}' is empty or null)",
                     where,

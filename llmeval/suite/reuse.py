@@ -56,14 +56,16 @@ def _read_prompts(entry: Any, loc: tuple[Any, ...], base: Path, where: str, tree
         ref = value[len(FILE_PREFIX):]
         p = Path(ref).expanduser()
         path = p if p.is_absolute() else base / p
+        if not path.exists():
+            raise ConfigError(f"prompt file not found: {ref} (looked in {path.parent.resolve()})", where,
+                              *position(tree, loc + (key,)), hint="file:// paths are relative to the suite's folder")
         try:
             data = read_bytes(path, "prompt file")
             entry[key] = data.decode("utf-8")
         except UnicodeDecodeError:
             raise ConfigError(f"prompt file {ref} is not UTF-8 text", where, *position(tree, loc + (key,))) from None
-        except ConfigError as e:  # missing, not a regular file, too big: at the key that names it
-            hint = e.hint or ("file:// paths are relative to the suite's folder" if "not found" in e.message else None)
-            raise ConfigError(e.message, where, *position(tree, loc + (key,)), hint=hint) from None
+        except ConfigError as e:  # not a regular file, too big: at the key that names it
+            raise ConfigError(e.message, where, *position(tree, loc + (key,)), hint=e.hint) from None
         files[ref] = hashlib.sha256(data).hexdigest()
 
 
