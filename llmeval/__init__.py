@@ -9,10 +9,8 @@ The public names live in `llmeval.api` and load on first use, so `import llmeval
 
 from __future__ import annotations
 
-import types
 from typing import Any
 
-from llmeval import suite as _suite_package  # the package of suite loading: made callable below
 from llmeval.version import __version__
 
 __all__ = [
@@ -20,20 +18,6 @@ __all__ = [
     "RunOptions", "RunOutcome", "Suite", "UsageError",
     "__version__", "aevaluate", "evaluate", "load_run", "load_suite", "register_metric", "run_suite", "suite",
 ]
-
-
-class _SuitePackage(types.ModuleType):
-    """`llmeval.suite` names two things: the subpackage that loads suite files, and, called, the pytest
-    decorator `@llmeval.suite("suites/x.yaml")` (`llmeval.api.suite`). Python sets a subpackage as an
-    attribute of its parent on import, so the package itself is made callable instead of shadowed."""
-
-    def __call__(self, path: Any, **kwargs: Any) -> Any:
-        from llmeval.api import suite
-
-        return suite(path, **kwargs)
-
-
-_suite_package.__class__ = _SuitePackage
 
 
 def __getattr__(name: str) -> Any:

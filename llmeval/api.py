@@ -19,11 +19,11 @@ from llmeval.errors import (
     RunError,
     UsageError,
 )
+from llmeval.load.loader import Suite, load_suite
 from llmeval.metrics.registry import register_metric
 from llmeval.pipeline.options import RunOptions
 from llmeval.pipeline.runner import RunOutcome, SuiteSource, arun_suite, run_suite
 from llmeval.results.runlog import Run, load_run
-from llmeval.suite.loader import Suite, load_suite
 
 __all__ = [
     "ConfigError", "DamagedRunError", "Interrupted", "LlmevalError", "LlmevalWarning", "Run", "RunError",

@@ -125,8 +125,8 @@ def _case_items(path: Path, overrides: dict[str, Any]) -> list[Any]:
     """(case, target) pairs the run will have, and "gates" when the suite has gates."""
     from llmeval.api import run_options
     from llmeval.errors import LlmevalError
+    from llmeval.load.loader import load_suite
     from llmeval.pipeline.runner import plan
-    from llmeval.suite.loader import load_suite
 
     try:
         options = run_options(**overrides)

@@ -20,17 +20,16 @@ BELOW: dict[str, set[str]] = {
     "config": GROUND,
     "results": GROUND,
     "metrics": GROUND | {"config", "results"},
-    "suite": GROUND | {"config", "results", "metrics"},
+    "load": GROUND | {"config", "results", "metrics"},
     "execute": GROUND | {"config", "results"},
     "decide": GROUND | {"config", "results"},
     "report": GROUND | {"config", "results", "decide"},
-    "pipeline": GROUND | {"config", "results", "metrics", "suite", "execute", "decide", "report"},
-    "api": GROUND | {"config", "results", "metrics", "suite", "execute", "decide", "report", "pipeline"},
-    "cli": GROUND | {"config", "results", "metrics", "suite", "execute", "decide", "report", "pipeline", "api"},
-    "pytest_plugin": GROUND | {"config", "results", "metrics", "suite", "execute", "decide", "report", "pipeline",
+    "pipeline": GROUND | {"config", "results", "metrics", "load", "execute", "decide", "report"},
+    "api": GROUND | {"config", "results", "metrics", "load", "execute", "decide", "report", "pipeline"},
+    "cli": GROUND | {"config", "results", "metrics", "load", "execute", "decide", "report", "pipeline", "api"},
+    "pytest_plugin": GROUND | {"config", "results", "metrics", "load", "execute", "decide", "report", "pipeline",
                                "api"},
-    # `llmeval.suite` is also the pytest decorator: __init__ imports the (empty) package to make it callable.
-    "__init__": {"api", "version", "suite"},
+    "__init__": {"api", "version"},
     "__main__": {"cli"},
 }
 MAX_LEVELS = 7

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from llmeval.cli.main import app
 from llmeval.decide.baseline import regression_checker
 from llmeval.decide.gates import evaluate_gates
+from llmeval.load.loader import load_suite
 from llmeval.results.records import Result, Score
 from llmeval.results.runlog import Run
-from llmeval.suite.loader import load_suite
 
 runner = CliRunner()
 N = 200

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from llmeval.cli.main import app
-from llmeval.suite.cases import shard_of
+from llmeval.load.cases import shard_of
 from tests.fakes import FakeOpenAI, Reply
 
 runner = CliRunner()

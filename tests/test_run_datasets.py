@@ -66,7 +66,7 @@ def test_dataset_formats_with_field_mapping(fmt: str) -> None:
 
 
 def test_dataset_ids_derived_from_the_input_are_stable() -> None:
-    from llmeval.suite.loader import load_suite
+    from llmeval.load.loader import load_suite
 
     Path("qa.jsonl").write_text("".join(json.dumps({"question": r["question"]}) + "\n" for r in ROWS))
     write("""\

@@ -205,7 +205,7 @@ def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_environment_variable_default_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmeval.suite.loader import load_suite
+    from llmeval.load.loader import load_suite
 
     monkeypatch.delenv("LLMEVAL_TEST_UNSET", raising=False)
     monkeypatch.setenv("LLMEVAL_TEST_SET", "from-env")

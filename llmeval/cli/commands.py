@@ -128,8 +128,8 @@ def run(
 
 def _run_all(suites: list[Path], options: Any, use_github: bool, json_out: bool, quiet: bool) -> None:
     from llmeval.errors import LlmevalError
+    from llmeval.load.loader import load_suite
     from llmeval.pipeline.runner import plan, run_suite
-    from llmeval.suite.loader import load_suite
 
     # Every suite is loaded and planned (unknown -t, no cases for --tag) before anything is called.
     # With --resume or --rerun-failed that run's saved options and vars apply: run_suite loads the suite itself.
@@ -175,8 +175,8 @@ def validate(suites: list[Path] = typer.Argument(..., metavar="SUITE", help="Sui
     """Check suites without calling anything; errors as file:line:col: message."""
     from llmeval.config.files import set_max_file_mb
     from llmeval.errors import ConfigError
+    from llmeval.load.loader import load_suite
     from llmeval.scrub import scrub
-    from llmeval.suite.loader import load_suite
 
     set_max_file_mb(max_file_mb)
     failed = False
@@ -199,7 +199,7 @@ def schema() -> None:
     """Print the JSON Schema of suite files (for editor validation): every metric's options typed.
 
     Metrics registered in ./metrics/*.py are included by name."""
-    from llmeval.suite.schema import suite_json_schema
+    from llmeval.load.schema import suite_json_schema
 
     typer.echo(json.dumps(suite_json_schema(), indent=2))
 

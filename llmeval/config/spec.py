@@ -1,4 +1,4 @@
-"""Pydantic models of the suite file; `llmeval schema` prints their JSON Schema (llmeval/suite/schema.py)."""
+"""Pydantic models of the suite file; `llmeval schema` prints their JSON Schema (llmeval/load/schema.py)."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ from llmeval.execute.cache import ResponseCache, cache_key
 
 def dry_run(suite_path: Path, options: Any) -> dict[str, Any]:
     """Calls, cache hits and estimated prompt tokens and cost per target."""
+    from llmeval.load.loader import load_suite
     from llmeval.pipeline.runner import build_targets, plan
-    from llmeval.suite.loader import load_suite
 
     suite = load_suite(suite_path, options.template_variables())
     items, ids, epochs = plan(suite, options)

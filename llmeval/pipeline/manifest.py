@@ -13,8 +13,8 @@ from llmeval.version import __version__
 
 if TYPE_CHECKING:
     from llmeval.execute.targets.base import Target
+    from llmeval.load.loader import Suite
     from llmeval.pipeline.options import RunOptions
-    from llmeval.suite.loader import Suite
 
 
 def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:

@@ -20,9 +20,9 @@ from llmeval.results.runlog import RESULTS, Run, RunWriter, load_run, new_run_id
 def merge_runs(paths: list[Path], out_dir: Path, suite_path: Path | None = None,
                options: RunOptions | None = None) -> RunOutcome:
     """Merge shard runs into a new run directory under `out_dir`; gates re-evaluated."""
+    from llmeval.load.loader import load_suite
     from llmeval.metrics.base import ScoringContext
     from llmeval.pipeline.runner import metrics_dir
-    from llmeval.suite.loader import load_suite
 
     if not paths:
         raise UsageError("give the shard run directories to merge", hint="llmeval merge runs/a runs/b -o runs/")

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from llmeval.errors import UsageError
+from llmeval.load.loader import Suite
 from llmeval.pipeline.options import RunOptions
 from llmeval.results.runlog import Run, load_run
-from llmeval.suite.loader import Suite
 
 
 def apply_models(suite: Suite, models: dict[str, str]) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from llmeval.execute.targets.base import Target
-    from llmeval.suite.loader import Suite
+    from llmeval.load.loader import Suite
 
 
 async def preload_local_models(suite: Suite, targets: dict[str, Target], quiet: bool = False) -> None:

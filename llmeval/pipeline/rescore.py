@@ -20,9 +20,9 @@ def rescore_run(run_dir: str | Path, suite_path: str | Path | None = None, out_d
     `suite_path`); writes a new run (new run id, `rescored_from` in run.json) with summary, gates
     and reports, and returns its RunOutcome. A damaged results.jsonl raises DamagedRunError unless
     `allow_damaged` (the new run then lists the damaged lines in `damaged_inputs`)."""
+    from llmeval.load.loader import load_suite
     from llmeval.pipeline.options import RunOptions, recorded_variables
     from llmeval.pipeline.runner import finish
-    from llmeval.suite.loader import load_suite
 
     old = load_run(run_dir, allow_damaged)
     if old.status == "partial":

@@ -16,6 +16,8 @@ from llmeval.errors import Interrupted, RunError, UsageError
 from llmeval.execute.cache import ResponseCache
 from llmeval.execute.engine import Engine, policy_for
 from llmeval.execute.targets.base import Target, build_target
+from llmeval.load.cases import expand, select_cases
+from llmeval.load.loader import Suite, load_suite
 from llmeval.metrics.base import ScoringContext
 from llmeval.metrics.scoring import score_results
 from llmeval.pipeline.manifest import build_manifest, now, write_manifest
@@ -25,8 +27,6 @@ from llmeval.report.view import plural
 from llmeval.results.records import Result, WorkItem
 from llmeval.results.runlog import RunWriter, new_run_id, read_for_resume, read_manifest
 from llmeval.results.summary import build_summary
-from llmeval.suite.cases import expand, select_cases
-from llmeval.suite.loader import Suite, load_suite
 
 SuiteSource = Suite | str | Path | dict[str, Any]
 

@@ -17,11 +17,11 @@ from llmeval.config.templates import check_template, render, template_strings
 from llmeval.config.validation import dotted, validation_error
 from llmeval.config.yamlpos import parse_yaml, position, resolve_env, to_plain
 from llmeval.errors import ConfigError
+from llmeval.load.assertions import CaseMetrics, build_case_metrics
+from llmeval.load.reuse import apply_reuse
 from llmeval.metrics.base import Metric
 from llmeval.results.records import Case
 from llmeval.scrub import remember
-from llmeval.suite.assertions import CaseMetrics, build_case_metrics
-from llmeval.suite.reuse import apply_reuse
 
 DICT_SOURCE = "<dict>"
 """The name errors give a suite passed as a dict (it has no file and no lines)."""
@@ -106,7 +106,7 @@ def load_suite(
     if variables:
         spec.vars.update(variables)
     metrics = _build_metrics(spec, where, tree, p.parent)
-    from llmeval.suite.cases import load_cases
+    from llmeval.load.cases import load_cases
 
     cases = load_cases(spec, p, where, tree)
     if not cases and spec.dataset is not None:

@@ -11,9 +11,9 @@ from llmeval.config.files import named_file, read_text
 from llmeval.config.spec import MessageSpec, SuiteSpec
 from llmeval.config.yamlpos import position
 from llmeval.errors import ConfigError
+from llmeval.load.conversations import Locate, message_dicts, parse_messages, split_turns
 from llmeval.results.messages import last_user_text, recorded_messages
 from llmeval.results.records import Case, WorkItem, case_id_for
-from llmeval.suite.conversations import Locate, message_dicts, parse_messages, split_turns
 
 
 def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any) -> list[Case]:
