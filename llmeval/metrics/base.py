@@ -104,20 +104,47 @@ def metric_error(e: Exception) -> Score:
     return Score(None, None, f"metric error: {type(e).__name__}: {e}")
 
 
-class NegatedMetric(Metric):
-    """`not_<kind>`: passes when the wrapped deterministic metric fails (value 1 - v)."""
+@dataclass(frozen=True)
+class Check:
+    """The outcome of a yes/no check, with a reason for either answer, so that the check and its
+    `not_` form both say why they failed. `ok=None`: the check could not be made (`why_no` says why)."""
 
-    def __init__(self, inner: Metric, options: MetricOptions) -> None:
+    ok: bool | None
+    why_yes: str
+    why_no: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def score(self, negate: bool = False) -> Score:
+        """The Score of the check (or of its negation); a passing score carries no reason."""
+        if self.ok is None:
+            return Score(None, None, self.why_no, dict(self.details))
+        ok = self.ok != negate
+        return Score(1.0 if ok else 0.0, ok, None if ok else (self.why_no if not negate else self.why_yes),
+                     dict(self.details))
+
+
+class CheckMetric(Metric):
+    """A deterministic yes/no metric: implement `check`; `not_<kind>` comes for free."""
+
+    def check(self, sample: Result) -> Check:
+        """Whether `sample` passes, with the reason for either answer."""
+        raise NotImplementedError
+
+    def score_one(self, sample: Result) -> Score:
+        return self.check(sample).score()
+
+
+class NegatedMetric(Metric):
+    """`not_<kind>`: passes when the wrapped check fails; fails with the reason the check passed."""
+
+    def __init__(self, inner: CheckMetric, options: MetricOptions) -> None:
         self.inner = inner
         self.kind = f"not_{inner.kind}"
         self.requires = inner.requires  # type: ignore[misc]
         super().__init__(options)
 
     def score_one(self, sample: Result) -> Score:
-        s = self.inner.score_one(sample)
-        assert isinstance(s, Score)
-        v = None if s.value is None else 1.0 - s.value
-        return Score(v, None if v is None else v >= 1.0, s.reason, s.details)
+        return self.inner.check(sample).score(negate=True)
 
     def config(self) -> dict[str, Any]:
         return {**self.inner.config(), "kind": self.kind, "name": self.name}
