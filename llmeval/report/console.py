@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from llmeval.report.view import usd
 from llmeval.results.records import Result
 
 
@@ -105,13 +106,13 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
         ("errors", lambda e: str(e.get("errors", 0))),
         ("latency p50/p95 ms", lambda e: f"{fmt(e['latency_ms']['p50'], 0)} / {fmt(e['latency_ms']['p95'], 0)}"),
         ("tokens in/out", lambda e: f"{e['tokens']['prompt']:,} / {e['tokens']['completion']:,}"),
-        ("cost", lambda e: f"${e['cost_usd']:.4f}" if e.get("cost_usd") is not None else "–"),
+        ("cost", lambda e: usd(e.get("cost_usd"))),
     ):
         table.add_row(f"[dim]{label}[/]", *[fn(summary[t]) for t in targets])
     out.print(table)
     judge = manifest.get("judge_usage")
     if judge and (judge.get("calls") or judge.get("cached")):
-        cost = f", ${judge['cost_usd']:.4f}" if judge.get("cost_usd") else ""
+        cost = f", {usd(judge['cost_usd'])}" if judge.get("cost_usd") else ""
         out.print(f"[dim]judge: {judge['calls']} calls ({judge['cached']} cached, {judge['errors']} errors), "
                   f"tokens {judge['tokens']['prompt']:,} / {judge['tokens']['completion']:,}{cost}[/]")
     print_gates(manifest.get("gates", []))
@@ -163,7 +164,7 @@ def print_dry_run(plans: list[dict[str, Any]]) -> None:
         for col in ("target", "kind", "calls", "cached", "to call", "est. prompt tokens", "est. cost"):
             table.add_column(col, justify="left" if col in ("target", "kind") else "right")
         for t in p["targets"]:
-            cost = "–" if t["est_cost_usd"] is None else f"${t['est_cost_usd']:.4f}"
+            cost = usd(t["est_cost_usd"])
             table.add_row(t["id"], t["kind"], str(t["calls"]), str(t["cached"]), str(t["to_call"]),
                           f"{t['est_prompt_tokens']:,}", cost)
         console().print(table)
