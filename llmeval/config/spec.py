@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WrapValidator, model_validator, with_config
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 TARGET_LEVEL = frozenset({"pass_rate", "errors", "cost_usd", "latency_p50", "latency_p95", "tokens_prompt",
                           "tokens_completion"})
@@ -30,6 +31,33 @@ class Defaults(Strict):
     """How many times each case runs against each target (variance across samples)."""
     seed: int = 0
     """Seed for bootstrap confidence intervals and sampling."""
+
+
+@with_config(ConfigDict(extra="allow", strict=True))
+class _KnownParams(TypedDict, total=False):
+    """The common chat parameters, type- and range-checked; any other key passes through as written."""
+
+    temperature: Annotated[float, Field(ge=0, le=2)]
+    top_p: Annotated[float, Field(ge=0, le=1)]
+    top_k: Annotated[int, Field(ge=0)]
+    max_tokens: Annotated[int, Field(ge=1)]
+    max_completion_tokens: Annotated[int, Field(ge=1)]
+    n: Annotated[int, Field(ge=1)]
+    seed: int
+    presence_penalty: Annotated[float, Field(ge=-2, le=2)]
+    frequency_penalty: Annotated[float, Field(ge=-2, le=2)]
+    stop: str | list[str]
+    logprobs: bool
+    top_logprobs: Annotated[int, Field(ge=0, le=20)]
+
+
+def _checked_as_written(value: Any, handler: Any) -> Any:
+    handler(value)  # raises on a bad type or range, at params.<key>
+    return value  # unchanged (0 stays 0, not 0.0): the params are part of the cache key
+
+
+ModelParams = Annotated[_KnownParams, WrapValidator(_checked_as_written)]
+"""Model parameters passed through to the provider (temperature, max_tokens, ...)."""
 
 
 class HttpSpec(Strict):
@@ -59,7 +87,7 @@ class TargetSpec(Strict):
     """User message (Jinja over input, expected, contexts, vars); defaults to `{{ input }}`."""
     messages: list[dict[str, str]] | None = None
     """Full chat messages instead of system/prompt; each content is Jinja."""
-    params: dict[str, Any] = {}
+    params: ModelParams = {}
     """Model parameters passed through (temperature, max_tokens, ...)."""
     api_base: str | None = None
     api_key: str | None = None
@@ -95,7 +123,7 @@ class TargetSpec(Strict):
 class JudgeSpec(Strict):
     model: str
     """The judge model (litellm string or local/...)."""
-    params: dict[str, Any] = {}
+    params: ModelParams = {}
     api_base: str | None = None
     api_key: str | None = None
     concurrency: int | None = Field(None, ge=1, le=1024)

@@ -45,6 +45,8 @@ class Metric:
     kind: ClassVar[str] = ""
     description: ClassVar[str] = ""
     default_threshold: ClassVar[float | None] = None
+    value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    """The values a score can take: thresholds and gate bounds outside it are suite errors."""
     cpu_bound: ClassVar[bool] = False
     """True when score_all should run off the event loop (pure-Python scoring of many cases)."""
 

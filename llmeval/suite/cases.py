@@ -8,26 +8,35 @@ from pathlib import Path
 from typing import Any
 
 from llmeval.config.spec import SuiteSpec
+from llmeval.config.validation import Problems
 from llmeval.config.yamlpos import position
 from llmeval.errors import ConfigError
 from llmeval.results.records import Case, WorkItem, case_id_for
 
+MAX_ROW_ERRORS = 20
+"""Dataset rows with errors reported one by one; the rest are counted in one line."""
 
-def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any) -> list[Case]:
-    """Inline cases then dataset rows, with stable unique ids."""
+
+def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any,
+               problems: Problems | None = None) -> list[Case]:
+    """Inline cases then dataset rows, with stable unique ids. Every problem goes to `problems`
+    (without it: raised together at the end)."""
+    own = problems is None
+    problems = Problems() if problems is None else problems
     cases: list[Case] = []
     seen: dict[str, str] = {}
     for i, c in enumerate(spec.cases):
         line, col = position(tree, ("cases", i))
         cid = str(c.id) if c.id is not None else case_id_for(c.input)
         if cid in seen:
-            raise ConfigError(
+            problems.add(ConfigError(
                 f"duplicate case id '{cid}' (also {seen[cid]})",
                 where,
                 line,
                 col,
                 hint="case ids must be unique; give the case its own `id:`",
-            )
+            ))
+            continue
         seen[cid] = f"at line {line}"
         cases.append(
             Case(
@@ -41,40 +50,63 @@ def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any) -> list
             )
         )
     if spec.dataset is not None:
-        loc = ("dataset", "path")
+        with problems.collect():
+            cases += _dataset_cases(spec.dataset, suite_path, where, tree, seen, problems)
+    if own:
+        problems.raise_if_any()
+    return cases
+
+
+def _dataset_cases(dataset: Any, suite_path: Path, where: str, tree: Any, seen: dict[str, str],
+                   problems: Problems) -> list[Case]:
+    loc = ("dataset", "path")
+    try:
+        rows = read_dataset(dataset.path, suite_path.parent)
+    except ConfigError as e:
+        raise ConfigError(e.message, where, *position(tree, loc), hint=e.hint) from None
+    fields = {
+        "id": "id",
+        "input": "input",
+        "expected": "expected",
+        "contexts": "contexts",
+        "tags": "tags",
+        "vars": "vars",
+        **dataset.fields,
+    }
+    rows = rows[: dataset.limit] if dataset.limit else rows
+    no_input = [n for n, row in enumerate(rows) if fields["input"] not in row]
+    if no_input:
+        n = no_input[0]
+        more = f" (and {len(no_input) - 1} more rows)" if len(no_input) > 1 else ""
+        raise ConfigError(
+            f"dataset row {n + 1}{more} has no column '{fields['input']}' (columns: {', '.join(map(str, rows[n]))})",
+            where,
+            *position(tree, ("dataset",)),
+            hint="map the input column with dataset.fields.input",
+        )
+    cases: list[Case] = []
+    reported = 0
+    for n, row in enumerate(rows):
         try:
-            rows = read_dataset(spec.dataset.path, suite_path.parent)
+            case = _row_case(row, fields, n, dataset.tags)
         except ConfigError as e:
-            raise ConfigError(e.message, where, *position(tree, loc), hint=e.hint) from None
-        fields = {
-            "id": "id",
-            "input": "input",
-            "expected": "expected",
-            "contexts": "contexts",
-            "tags": "tags",
-            "vars": "vars",
-            **spec.dataset.fields,
-        }
-        for n, row in enumerate(rows[: spec.dataset.limit] if spec.dataset.limit else rows):
-            if fields["input"] not in row:
-                raise ConfigError(
-                    f"dataset row {n + 1} has no column '{fields['input']}' (columns: {', '.join(map(str, row))})",
-                    where,
-                    *position(tree, ("dataset",)),
-                    hint="map the input column with dataset.fields.input",
-                )
-            try:
-                case = _row_case(row, fields, n, spec.dataset.tags)
-            except ConfigError as e:
-                raise ConfigError(f"{spec.dataset.path}: {e.message}", where, *position(tree, loc)) from None
-            if case.id in seen:
-                raise ConfigError(
-                    f"duplicate case id '{case.id}' in dataset row {n + 1} (also {seen[case.id]})",
-                    where,
-                    *position(tree, loc),
-                )
-            seen[case.id] = f"dataset row {n + 1}"
-            cases.append(case)
+            error = ConfigError(f"{dataset.path}: {e.message}", where, *position(tree, loc))
+        else:
+            if case.id not in seen:
+                seen[case.id] = f"dataset row {n + 1}"
+                cases.append(case)
+                continue
+            error = ConfigError(
+                f"duplicate case id '{case.id}' in dataset row {n + 1} (also {seen[case.id]})",
+                where,
+                *position(tree, loc),
+            )
+        reported += 1
+        if reported <= MAX_ROW_ERRORS:
+            problems.add(error)
+    if reported > MAX_ROW_ERRORS:
+        problems.add(ConfigError(f"{dataset.path}: {reported - MAX_ROW_ERRORS} more rows with errors",
+                                 where, *position(tree, loc)))
     return cases
 
 

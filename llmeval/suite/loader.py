@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from llmeval.config.spec import DROP_TESTABLE, TARGET_LEVEL, SuiteSpec
 from llmeval.config.templates import check_template, render, template_strings
-from llmeval.config.validation import dotted, validation_error
+from llmeval.config.validation import Problems, dotted, validate_sections
 from llmeval.config.yamlpos import parse_yaml, position, resolve_env, to_plain
 from llmeval.errors import ConfigError
 from llmeval.metrics.base import Metric
@@ -19,6 +19,8 @@ from llmeval.results.records import Case
 
 RESERVED_SCORE_NAMES = {"n", "n_cases", "cached", "latency_ms", "tokens"} | TARGET_LEVEL
 """Names in summary[target] beside the metric scores (and the gateable values): no metric may use them."""
+TARGET_LEVEL_RANGES = {"pass_rate": (0.0, 1.0)}
+"""The values a target-level gate can take; the others (errors, cost, latency, tokens) are >= 0."""
 
 
 @dataclass
@@ -48,7 +50,8 @@ class Suite:
 
 
 def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Suite:
-    """Parse and validate a suite file; every problem is a ConfigError with file:line:col."""
+    """Parse and validate a suite file. Every problem found is a ConfigError with file:line:col; they
+    are raised together, sorted, as one ConfigError (the first, with the others in `also`)."""
     p = Path(path)
     where = str(path)
     if not p.exists():
@@ -57,20 +60,25 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Sui
     if not isinstance(tree, dict):
         raise ConfigError("a suite file must be a YAML mapping (name:, targets:, cases:, ...)", where, 1, 1)
     raw = to_plain(tree)
-    resolved = resolve_env(raw, where, tree)
-    try:
-        spec = SuiteSpec.model_validate(resolved)
-    except ValidationError as e:
-        raise validation_error(e, where, tree, SuiteSpec) from None
+    problems = Problems()
+    missing_env: list[ConfigError] = []
+    resolved = resolve_env(raw, where, tree, missing=missing_env)
+    for error in missing_env:
+        problems.add(error)
+    spec = validate_sections(SuiteSpec, resolved, where, tree, problems)
     if variables:
         spec.vars.update(variables)
-    metrics = _build_metrics(spec, where, tree)
+    metrics, unbuilt = _build_metrics(spec, where, tree, problems)
     from llmeval.suite.cases import load_cases
 
-    cases = load_cases(spec, p, where, tree)
-    _check_requirements(spec, cases, metrics, where, tree)
-    _check_templates(spec, cases, where, tree)
-    _check_gates(spec, metrics, where, tree)
+    cases = load_cases(spec, p, where, tree, problems)
+    with problems.collect():
+        _check_requirements(spec, cases, metrics, where, tree, problems)
+    with problems.collect():
+        _check_templates(spec, cases, where, tree, problems)
+    with problems.collect():
+        _check_gates(spec, metrics, where, tree, problems, unbuilt)
+    problems.raise_if_any()
     digest = hashlib.sha256(p.read_bytes()).hexdigest()
     return Suite(spec, p, digest, raw, tree, cases, metrics)
 
@@ -84,49 +92,74 @@ def metric_entry(entry: str | dict[str, Any]) -> tuple[str, Any]:
     return next(iter(entry.items()))
 
 
-def _build_metrics(spec: SuiteSpec, where: str, tree: Any) -> list[Metric]:
-    from llmeval.metrics.registry import build_metric
-
+def _build_metrics(spec: SuiteSpec, where: str, tree: Any, problems: Problems) -> tuple[list[Metric], int]:
+    """The metric objects that could be built, and how many entries could not."""
     metrics: list[Metric] = []
     seen: dict[str, int] = {}
+    unbuilt = 0
     for i, entry in enumerate(spec.metrics):
-        loc = ("metrics", i)
         try:
-            name, options = metric_entry(entry)
-        except ValueError as e:
-            raise ConfigError(str(e), where, *position(tree, loc)) from None
-        try:
-            metric = build_metric(name, options, base_dir=Path(where).parent)
+            metric = _build_metric(entry, ("metrics", i), where, tree, problems)
         except ConfigError as e:
-            if e.path:  # already positioned in its own file (a rubric, a metrics/*.py)
-                raise
-            line, col = position(tree, loc + ((name,) if isinstance(entry, dict) else ()), key=True)
-            raise ConfigError(e.message, where, line, col, hint=e.hint) from None
-        except ValidationError as e:
-            raise _metric_options_error(e, where, tree, loc + (name,), name) from None
+            problems.add(e)
+            unbuilt += 1
+            continue
+        metrics.append(metric)
         for key in metric.keys():
             if key in RESERVED_SCORE_NAMES:
-                raise ConfigError(
-                    f"metric name '{key}' is reserved", where, *position(tree, loc), hint="give it another `name:`"
-                )
-            if key in seen:
-                raise ConfigError(
+                problems.add(ConfigError(f"metric name '{key}' is reserved", where, *metric.position,  # type: ignore[attr-defined]
+                                         hint="give it another `name:`"))
+            elif key in seen:
+                problems.add(ConfigError(
                     f"two metrics write the score '{key}' (entries {seen[key] + 1} and {i + 1})",
-                    where,
-                    *position(tree, loc),
-                    hint="give one of them a distinct `name:`",
-                )
-            seen[key] = i
-        metric.position = position(tree, loc)  # type: ignore[attr-defined]
-        metric.index = i  # type: ignore[attr-defined]
-        metrics.append(metric)
-    return metrics
+                    where, *metric.position, hint="give one of them a distinct `name:`",  # type: ignore[attr-defined]
+                ))
+            seen.setdefault(key, i)
+    return metrics, unbuilt
 
 
-def _metric_options_error(e: ValidationError, where: str, tree: Any, loc: tuple[Any, ...], name: str) -> ConfigError:
-    # An unknown option first: `{valeu: x}` is a typo of `value`, not a missing `value`.
+def _build_metric(entry: str | dict[str, Any], loc: tuple[Any, ...], where: str, tree: Any,
+                  problems: Problems) -> Metric:
+    from llmeval.metrics.registry import build_metric
+
+    try:
+        name, options = metric_entry(entry)
+    except ValueError as e:
+        raise ConfigError(str(e), where, *position(tree, loc)) from None
+    try:
+        metric = build_metric(name, options, base_dir=Path(where).parent)
+    except ConfigError as e:
+        if e.path:  # already positioned in its own file (a rubric, a metrics/*.py)
+            raise
+        line, col = position(tree, loc + ((name,) if isinstance(entry, dict) else ()), key=True)
+        raise ConfigError(e.message, where, line, col, hint=e.hint) from None
+    except ValidationError as e:
+        first, *rest = _metric_options_errors(e, where, tree, loc + (name,), name)
+        first.also = rest
+        raise first from None
+    lo, hi = metric.value_range
+    if metric.threshold is not None and not lo <= metric.threshold <= hi:
+        at = loc + (name, "threshold") if isinstance(options, dict) and "threshold" in options else loc
+        problems.add(ConfigError(
+            f"{name}.threshold: {metric.threshold:g} is outside the metric's range {lo:g} to {hi:g}",
+            where, *position(tree, at), hint=f"a threshold of {name} is between {lo:g} and {hi:g}",
+        ))
+    metric.position = position(tree, loc)  # type: ignore[attr-defined]
+    metric.index = loc[-1]  # type: ignore[attr-defined]
+    return metric
+
+
+def _metric_options_errors(
+    e: ValidationError, where: str, tree: Any, loc: tuple[Any, ...], name: str
+) -> list[ConfigError]:
+    # Unknown options first, and then no "missing": `{valeu: x}` is a typo of `value`, not a missing `value`.
     errs = e.errors()
-    err = next((x for x in errs if x["type"] == "extra_forbidden"), errs[0])
+    unknown = [x for x in errs if x["type"] == "extra_forbidden"]
+    return [_metric_option_error(err, where, tree, loc, name)
+            for err in errs if err in unknown or not (unknown and err["type"] == "missing")]
+
+
+def _metric_option_error(err: Any, where: str, tree: Any, loc: tuple[Any, ...], name: str) -> ConfigError:
     sub = tuple(err["loc"])
     if err["type"] == "extra_forbidden":
         line, col = position(tree, loc + sub, key=True)
@@ -147,32 +180,34 @@ def _metric_options_error(e: ValidationError, where: str, tree: Any, loc: tuple[
     return ConfigError(f"{what}: {msg}", where, line, col)
 
 
-def _check_requirements(spec: SuiteSpec, cases: list[Case], metrics: list[Metric], where: str, tree: Any) -> None:
+def _check_requirements(spec: SuiteSpec, cases: list[Case], metrics: list[Metric], where: str, tree: Any,
+                        problems: Problems) -> None:
     supplies_contexts = all(t.http is not None and t.http.contexts or t.python or t.outputs for t in spec.targets)
     for m in metrics:
         pos = getattr(m, "position", (1, 1))
-        if "judge" in m.requires and spec.judge is None and not getattr(m.options, "judge", None):
-            raise ConfigError(
+        if ("judge" in m.requires and spec.judge is None and not getattr(m.options, "judge", None)
+                and "judge" not in problems.failed):
+            problems.add(ConfigError(
                 f"metric '{m.name}' needs a judge, but the suite has no `judge:`",
                 where,
                 *pos,
                 hint="add e.g. `judge: {model: openai/gpt-4o-mini}` at the top level",
-            )
+            ))
         for need in ("expected", "contexts"):
-            if need not in m.requires or (need == "contexts" and supplies_contexts):
+            if need not in m.requires or (need == "contexts" and (supplies_contexts or "targets" in problems.failed)):
                 continue
             lacking = next((c for c in cases if not getattr(c, need)), None)
             if lacking is not None:
                 src = lacking.metadata.get("_source", "")
-                raise ConfigError(
+                problems.add(ConfigError(
                     f"metric '{m.name}' needs '{need}', but case '{lacking.id}'{src} has none",
                     where,
                     *pos,
                     hint=f"add `{need}:` to every case (or map it with dataset.fields), or remove the metric",
-                )
+                ))
 
 
-def _check_templates(spec: SuiteSpec, cases: list[Case], where: str, tree: Any) -> None:
+def _check_templates(spec: SuiteSpec, cases: list[Case], where: str, tree: Any, problems: Problems) -> None:
     for ti, t in enumerate(spec.targets):
         parts: list[tuple[tuple[Any, ...], str]] = []
         for key in ("system", "prompt"):
@@ -185,53 +220,79 @@ def _check_templates(spec: SuiteSpec, cases: list[Case], where: str, tree: Any) 
         for loc, text in parts:
             problem = check_template(text)
             if problem:
-                raise ConfigError(problem, where, *position(tree, ("targets", ti) + loc))
+                problems.add(ConfigError(problem, where, *position(tree, ("targets", ti) + loc)))
+                continue
             if cases:
                 variables = {**cases[0].template_vars(), "vars": {**spec.vars, **cases[0].vars}}
                 try:
                     render(text, variables)
                 except ConfigError as e:
-                    raise ConfigError(
+                    problems.add(ConfigError(
                         f"{e.message} (rendering case '{cases[0].id}')",
                         where,
                         *position(tree, ("targets", ti) + loc),
                         hint=e.hint,
-                    ) from None
+                    ))
 
 
-def _check_gates(spec: SuiteSpec, metrics: list[Metric], where: str, tree: Any) -> None:
-    scores = {k for m in metrics for k in m.keys()}
-    names = scores | TARGET_LEVEL
+def _check_gates(spec: SuiteSpec, metrics: list[Metric], where: str, tree: Any, problems: Problems,
+                 unbuilt: int = 0) -> None:
+    """Each gate names a known score or target-level value, a known target, and bounds in its range.
+    With metrics that could not be built (`unbuilt`), gates on unknown names are not judged."""
+    ranges = {k: m.value_range for m in metrics for k in m.keys()}
+    names = set(ranges) | TARGET_LEVEL
     ids = {t.id for t in spec.targets}
     gateable = ", ".join(sorted(TARGET_LEVEL))
     for gi, g in enumerate(spec.gates):
         if g.metric in RESERVED_SCORE_NAMES and g.metric not in TARGET_LEVEL:
-            raise ConfigError(
+            problems.add(ConfigError(
                 f"a gate cannot check '{g.metric}'",
                 where,
                 *position(tree, ("gates", gi, "metric")),
                 hint=f"gate on a metric score or on one of: {gateable} (latency in ms)",
-            )
+            ))
+            continue
         if g.max_drop is not None and g.metric in TARGET_LEVEL and g.metric not in DROP_TESTABLE:
-            raise ConfigError(
+            problems.add(ConfigError(
                 f"max_drop cannot be checked on '{g.metric}': a baseline comparison pairs per-case values",
                 where,
                 *position(tree, ("gates", gi, "max_drop")),
                 hint=f"use min/max on {g.metric}; max_drop works on metric scores and "
                 f"{', '.join(sorted(DROP_TESTABLE))}",
-            )
-        if g.metric not in names:
+            ))
+        if g.metric not in names and not unbuilt:
             import difflib
 
             close = difflib.get_close_matches(g.metric, sorted(names), n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"scores in this suite: {', '.join(sorted(names))}"
-            raise ConfigError(
+            problems.add(ConfigError(
                 f"gate on unknown metric '{g.metric}'", where, *position(tree, ("gates", gi, "metric")), hint=hint
-            )
-        if g.target is not None and g.target not in ids:
-            raise ConfigError(
+            ))
+        if g.target is not None and ids and g.target not in ids:  # no ids: the targets did not validate
+            problems.add(ConfigError(
                 f"gate on unknown target '{g.target}'",
                 where,
                 *position(tree, ("gates", gi, "target")),
                 hint=f"targets: {', '.join(sorted(ids))}",
-            )
+            ))
+        lo, hi = ranges.get(g.metric) or TARGET_LEVEL_RANGES.get(g.metric, (0.0, float("inf")))
+        if g.metric in names:
+            _check_gate_bounds(g, gi, lo, hi, where, tree, problems)
+
+
+def _check_gate_bounds(g: Any, gi: int, lo: float, hi: float, where: str, tree: Any, problems: Problems) -> None:
+    span = f"{lo:g} to {hi:g}" if hi != float("inf") else f"{lo:g} or more"
+    for key in ("min", "max"):
+        bound = getattr(g, key)
+        if bound is not None and not lo <= bound <= hi:
+            problems.add(ConfigError(
+                f"gates[{gi}].{key}: {bound:g} is outside the range of '{g.metric}' ({span})",
+                where, *position(tree, ("gates", gi, key)),
+                hint=f"'{g.metric}' takes values from {span}; this gate would always "
+                     f"{'fail' if (key == 'min') == (bound > hi) else 'pass'}",
+            ))
+    if g.max_drop is not None and hi != float("inf") and g.max_drop > hi - lo:
+        problems.add(ConfigError(
+            f"gates[{gi}].max_drop: {g.max_drop:g} is more than the range of '{g.metric}' ({span})",
+            where, *position(tree, ("gates", gi, "max_drop")), hint="max_drop is a drop in the mean, e.g. 0.05",
+        ))
