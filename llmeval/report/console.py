@@ -168,8 +168,17 @@ def print_dry_run(plans: list[dict[str, Any]]) -> None:
             table.add_row(t["id"], t["kind"], str(t["calls"]), str(t["cached"]), str(t["to_call"]),
                           f"{t['est_prompt_tokens']:,}", cost)
         console().print(table)
-        if p.get("judge_metrics"):
-            console().print(f"judge metrics ({', '.join(p['judge_metrics'])}) add judge calls per scored result")
+        if p.get("judge"):
+            table = Table(title="judge calls (before the cache; re-asks not counted)", title_justify="left")
+            for col in ("metric", "judge", "calls", "per run + per result", "est. prompt tokens", "est. cost"):
+                table.add_column(col, justify="left" if col in ("metric", "judge") else "right")
+            for j in p["judge"]:
+                table.add_row(_esc(j["metric"]), _esc(j["judge"]), f"{j['calls']:,}",
+                              f"{j['calls_once']} + {j['calls_per_result']}", f"{j['est_prompt_tokens']:,}",
+                              usd(j["est_cost_usd"]))
+            console().print(table)
+        for warning in p.get("warnings", []):
+            console(stderr=True).print(f"[yellow]warning:[/] {_esc(warning)}")
 
 
 def print_header(manifest: dict[str, Any]) -> None:
