@@ -85,10 +85,13 @@ class TargetCallError(Exception):
         retryable: bool = False,
         retry_after: float | None = None,
         status: int | None = None,
+        details: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind, self.message = kind, message
         self.retryable, self.retry_after, self.status = retryable, retry_after, status
+        self.details = details
+        """A traceback, when the failure is an exception in the user's code (a python target)."""
 
 
 class Interrupted(LlmevalError):

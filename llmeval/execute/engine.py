@@ -160,7 +160,7 @@ class Engine:
                 if key:
                     self.cache.put(key, target.kind, {"response": resp.to_dict(), "latency_ms": latency})
         except TargetCallError as e:
-            error = ErrorInfo(e.kind, e.message)
+            error = ErrorInfo(e.kind, e.message, e.details)
             stats.errors += 1
         except ConfigError as e:  # a template that fails for this case only
             error = ErrorInfo("template_error", e.message)
