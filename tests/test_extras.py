@@ -149,7 +149,7 @@ def test_data_install_reads_csv_parquet_and_saved_datasets_and_exports(wheel: Pa
     pd.DataFrame(rows).to_csv(tmp_path / "qa.csv", index=False)
     pd.DataFrame(rows).to_parquet(tmp_path / "qa.parquet")
     datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "saved"))
-    for path in ("qa.csv", "qa.parquet", "hf:saved@test"):
+    for path in ("qa.csv", "qa.parquet", "saved", "hf:saved@test"):
         write_suite(tmp_path, f"""\
             name: data
             targets: [{{id: py, python: "bot:answer"}}]

@@ -10,7 +10,7 @@ from typing import Any
 from llmeval.config.spec import SuiteSpec
 from llmeval.config.validation import Problems
 from llmeval.config.yamlpos import position
-from llmeval.errors import ConfigError
+from llmeval.errors import ConfigError, install_hint
 from llmeval.results.records import Case, WorkItem, case_id_for
 
 MAX_ROW_ERRORS = 20
@@ -171,9 +171,17 @@ def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
     """Rows of a dataset file (.jsonl .json .csv .parquet) or `hf:NAME[:CONFIG]@SPLIT`."""
     if path.startswith("hf:"):
         return _read_hf(path[3:], base)
-    p = Path(path) if Path(path).is_absolute() else base / path
+    p, split = base / path, ""  # an absolute path stays itself
+    folder, at, named = path.rpartition("@")
+    if not p.exists() and at and (base / folder).is_dir():  # a save_to_disk() folder @ a split
+        p, split = base / folder, named
     if not p.exists():
         raise ConfigError(f"dataset file not found: {path} (looked in {p.parent.resolve()})")
+    if p.is_dir():
+        if not _saved_dataset(p):
+            raise ConfigError(f"{path} is a folder, not a dataset", hint="give a .jsonl .json .csv or .parquet "
+                              "file, or a folder written by Dataset/DatasetDict.save_to_disk()")
+        return [dict(r) for r in _read_saved(p, split, path)]
     suffix = p.suffix.lower()
     if suffix == ".jsonl":
         rows = []
@@ -205,12 +213,12 @@ def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
             import pandas as pd
         except ImportError:
             raise ConfigError(
-                "reading .csv/.parquet datasets needs pandas", hint="pip install 'llmeval[data]'"
+                "reading .csv/.parquet datasets needs pandas", hint=install_hint("data")
             ) from None
         try:
             frame = pd.read_csv(p) if suffix == ".csv" else pd.read_parquet(p)
         except ImportError as e:  # parquet without pyarrow: a missing dependency, said as such
-            raise ConfigError(f"cannot read {path}: {e}", hint="pip install 'llmeval[data]'") from None
+            raise ConfigError(f"cannot read {path}: {e}", hint=install_hint("data")) from None
         except Exception as e:  # pandas raises many types for a bad file (ParserError, ArrowInvalid, ...)
             first = (str(e).splitlines() or [""])[0][:200]
             raise ConfigError(f"cannot read {path}: {type(e).__name__}: {first}") from None
@@ -227,23 +235,52 @@ def _text(p: Path, path: str) -> str:
         raise ConfigError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
 
 
-def _read_hf(ref: str, base: Path) -> list[dict[str, Any]]:
-    name, _, split = ref.partition("@")
-    name, _, config = name.partition(":")
+def _datasets() -> Any:
     try:
         import datasets
     except ImportError:
-        raise ConfigError("hf: datasets need the `datasets` library", hint="pip install 'llmeval[data]'") from None
+        raise ConfigError("hf: datasets and save_to_disk() folders need the `datasets` library",
+                          hint=install_hint("data")) from None
     datasets.disable_progress_bars()  # llmeval draws its own progress; keep stderr for errors
+    return datasets
+
+
+def _saved_dataset(folder: Path) -> bool:
+    """A folder written by save_to_disk(): a DatasetDict (dataset_dict.json) or a Dataset (state.json)."""
+    return (folder / "dataset_dict.json").exists() or (folder / "state.json").exists()
+
+
+def _read_saved(folder: Path, split: str, ref: str) -> Any:
+    """The Dataset in a save_to_disk() folder: a DatasetDict's `split`, or its only split."""
+    datasets = _datasets()
+    try:
+        saved = datasets.load_from_disk(str(folder))
+    except Exception as e:  # a damaged folder: datasets raises many types
+        raise ConfigError(f"could not load the saved dataset {ref}: {type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:200]}") from None
+    if not isinstance(saved, datasets.DatasetDict):
+        if split:
+            raise ConfigError(f"{ref}: the folder holds one Dataset, without splits", hint=f"remove @{split}")
+        return saved
+    splits = list(saved)
+    if split in saved or (not split and len(splits) == 1):
+        return saved[split or splits[0]]
+    base_ref = ref.rpartition("@")[0] if split else ref
+    what = f"has no split '{split}'" if split else "is a DatasetDict: name one of its splits"
+    raise ConfigError(f"{ref} {what}; its splits: {', '.join(splits)}", hint=f"e.g. {base_ref}@{splits[0]}")
+
+
+def _read_hf(ref: str, base: Path) -> list[dict[str, Any]]:
+    name, _, split = ref.partition("@")
+    name, _, config = name.partition(":")
     local = base / name
     if name.startswith((".", "/")) or local.exists():
         name = str(local.resolve())  # a local dataset folder, relative to the suite like other paths
+    if _saved_dataset(Path(name)):
+        return [dict(r) for r in _read_saved(Path(name), split, f"hf:{ref}")]
+    datasets = _datasets()
     try:
-        if (Path(name) / "dataset_dict.json").exists() or (Path(name) / "state.json").exists():
-            saved = datasets.load_from_disk(name)  # a folder written by save_to_disk()
-            ds = saved[split or "train"] if isinstance(saved, datasets.DatasetDict) else saved
-        else:
-            ds = datasets.load_dataset(name, config or None, split=split or "train")
+        ds = datasets.load_dataset(name, config or None, split=split or "train")
     except Exception as e:  # datasets raises many types offline; all mean "not available here"
         raise ConfigError(
             f"could not load Hugging Face dataset '{ref}': {type(e).__name__}: {str(e).splitlines()[0][:200]}",
