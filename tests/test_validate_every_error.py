@@ -130,7 +130,7 @@ def test_schema_errors_do_not_hide_the_metric_template_and_gate_errors(monkeypat
      "  hint: 'pass_rate' takes values from 0 to 1; this gate would always fail\n"),
     ("{metric: latency_p95, max: -1}",
      "suite.yaml:9:32: gates[0].max: -1 is outside the range of 'latency_p95' (0 or more)\n"
-     "  hint: 'latency_p95' takes values from 0 or more; this gate would always fail\n"),
+     "  hint: 'latency_p95' takes values of 0 or more; this gate would always fail\n"),
 ])
 def test_gate_bounds_outside_the_range_of_what_they_gate(gate: str, message: str) -> None:
     write(f"""\

@@ -17,12 +17,8 @@ MAX_ROW_ERRORS = 20
 """Dataset rows with errors reported one by one; the rest are counted in one line."""
 
 
-def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any,
-               problems: Problems | None = None) -> list[Case]:
-    """Inline cases then dataset rows, with stable unique ids. Every problem goes to `problems`
-    (without it: raised together at the end)."""
-    own = problems is None
-    problems = Problems() if problems is None else problems
+def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any, problems: Problems) -> list[Case]:
+    """Inline cases then dataset rows, with stable unique ids; every problem goes to `problems`."""
     cases: list[Case] = []
     seen: dict[str, str] = {}
     for i, c in enumerate(spec.cases):
@@ -52,8 +48,6 @@ def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any,
     if spec.dataset is not None:
         with problems.collect():
             cases += _dataset_cases(spec.dataset, suite_path, where, tree, seen, problems)
-    if own:
-        problems.raise_if_any()
     return cases
 
 

@@ -105,15 +105,14 @@ def _build_metrics(spec: SuiteSpec, where: str, tree: Any, problems: Problems) -
             unbuilt += 1
             continue
         metrics.append(metric)
+        pos = position(tree, ("metrics", i))
         for key in metric.keys():
             if key in RESERVED_SCORE_NAMES:
-                problems.add(ConfigError(f"metric name '{key}' is reserved", where, *metric.position,  # type: ignore[attr-defined]
+                problems.add(ConfigError(f"metric name '{key}' is reserved", where, *pos,
                                          hint="give it another `name:`"))
             elif key in seen:
-                problems.add(ConfigError(
-                    f"two metrics write the score '{key}' (entries {seen[key] + 1} and {i + 1})",
-                    where, *metric.position, hint="give one of them a distinct `name:`",  # type: ignore[attr-defined]
-                ))
+                problems.add(ConfigError(f"two metrics write the score '{key}' (entries {seen[key] + 1} and {i + 1})",
+                                         where, *pos, hint="give one of them a distinct `name:`"))
             seen.setdefault(key, i)
     return metrics, unbuilt
 
@@ -275,20 +274,21 @@ def _check_gates(spec: SuiteSpec, metrics: list[Metric], where: str, tree: Any, 
                 *position(tree, ("gates", gi, "target")),
                 hint=f"targets: {', '.join(sorted(ids))}",
             ))
-        lo, hi = ranges.get(g.metric) or TARGET_LEVEL_RANGES.get(g.metric, (0.0, float("inf")))
         if g.metric in names:
+            lo, hi = ranges.get(g.metric) or TARGET_LEVEL_RANGES.get(g.metric, (0.0, float("inf")))
             _check_gate_bounds(g, gi, lo, hi, where, tree, problems)
 
 
 def _check_gate_bounds(g: Any, gi: int, lo: float, hi: float, where: str, tree: Any, problems: Problems) -> None:
-    span = f"{lo:g} to {hi:g}" if hi != float("inf") else f"{lo:g} or more"
+    span, values = (f"{lo:g} to {hi:g}", f"from {lo:g} to {hi:g}") if hi != float("inf") else (
+        f"{lo:g} or more", f"of {lo:g} or more")
     for key in ("min", "max"):
         bound = getattr(g, key)
         if bound is not None and not lo <= bound <= hi:
             problems.add(ConfigError(
                 f"gates[{gi}].{key}: {bound:g} is outside the range of '{g.metric}' ({span})",
                 where, *position(tree, ("gates", gi, key)),
-                hint=f"'{g.metric}' takes values from {span}; this gate would always "
+                hint=f"'{g.metric}' takes values {values}; this gate would always "
                      f"{'fail' if (key == 'min') == (bound > hi) else 'pass'}",
             ))
     if g.max_drop is not None and hi != float("inf") and g.max_drop > hi - lo:
