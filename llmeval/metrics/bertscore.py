@@ -89,8 +89,8 @@ class BertScore(Metric):
     def __init__(self, options: MetricOptions, base_dir: Path | None = None) -> None:
         super().__init__(options)
         o: Any = options
-        local = None if o.model == DEFAULT_MODEL else _find_local(o.model, base_dir)
         default = o.model == DEFAULT_MODEL
+        local = None if default else _find_local(o.model, base_dir)
         missing = [m for m in ("torch", "transformers", "bert_score") if not _installed(m)]
         if missing:
             raise MissingDependencyError(

@@ -32,9 +32,8 @@ def _lib() -> Any:
     return _litellm
 
 
-# Providers whose calls go through the OpenAI SDK to `api_base`, and need no credential flow:
-# a warm-up call to a refusing loopback port imports and builds what their first call would.
-_NO_WARM_UP_CALL = frozenset({"github_copilot", "chatgpt"})  # these start an OAuth/device flow
+_NO_WARM_UP_CALL = frozenset({"github_copilot", "chatgpt"})
+"""OpenAI-compatible providers that start an OAuth/device flow before a call: no warm-up call."""
 
 
 async def warm_up(model: str, api_base: str | None = None) -> None:
