@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmeval.errors import MissingDependencyError, UsageError
+from llmeval.errors import MissingDependencyError, UsageError, install_hint
 from llmeval.results.runlog import load_run
 
 FORMATS = ("csv", "parquet", "jsonl")
@@ -20,7 +20,7 @@ def results_frame(run_dir: str | Path) -> Any:
     try:
         df = run.to_dataframe()
     except ImportError:
-        raise MissingDependencyError("export needs pandas", hint="pip install 'llmeval[data]'") from None
+        raise MissingDependencyError("export needs pandas", hint=install_hint("data")) from None
     from llmeval.report.view import metric_keys
 
     keys = metric_keys(run.manifest)
@@ -59,6 +59,6 @@ def export_run(run_dir: str | Path, formats: list[str], out: str | Path | None =
             try:
                 _flatten(df).to_parquet(path, index=False)
             except ImportError:
-                raise MissingDependencyError("parquet export needs pyarrow", hint="pip install pyarrow") from None
+                raise MissingDependencyError("parquet export needs pyarrow", hint=install_hint("data")) from None
         written.append(path)
     return written
