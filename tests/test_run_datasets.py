@@ -156,6 +156,7 @@ def test_hf_prefix_reads_local_data_files_and_globs() -> None:
     assert [r["case_id"] for r in results(runs[0])] == ["q1", "q2"]
     assert results(runs[0])[0]["contexts"] == ["p1", "p2"]
     assert [r["case_id"] for r in results(runs[2])] == ["q3", "q4"]
+    Path("x.jsonl").write_text("")
     write("""\
         name: hf
         targets: [{id: rec, outputs: x.jsonl}]
@@ -169,6 +170,7 @@ def test_hf_prefix_reads_local_data_files_and_globs() -> None:
 
 def test_hf_dataset_offline_fails_with_a_clear_message() -> None:
     pytest.importorskip("datasets")
+    Path("x.jsonl").write_text("")
     write("""\
         name: hf
         targets: [{id: rec, outputs: x.jsonl}]

@@ -70,6 +70,7 @@ def test_python_exception_is_recorded_and_the_run_goes_on() -> None:
         """)
     assert ran.code == 0
     bad, good = ran.by_case["bad"], ran.by_case["good"]
+    assert bad["error"].pop("details").startswith("Traceback (most recent call last):")
     assert bad["error"] == {"type": "python_error", "message": "ValueError: no answer for this one"}
     assert (bad["output"], bad["scores"], bad["passed"]) == (None, {}, False)
     assert (good["output"], good["passed"]) == ("fine", True)

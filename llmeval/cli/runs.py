@@ -78,13 +78,15 @@ def compare(
     resamples: int = typer.Option(10_000, "--resamples", min=1000, help="Bootstrap resamples (at least 1000)."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),
     allow_damaged: bool = typer.Option(False, "--allow-damaged", help=ALLOW_DAMAGED_HELP),
+    force: bool = typer.Option(False, "--force", help="Compare runs of different suites, or with no case in common."),
 ) -> None:
     """Baseline vs candidate: per-metric deltas with 95% CIs, regressions, improvements.
 
-    Exit 1 when a max_drop gate of the candidate's suite fails."""
+    Exit 1 when a max_drop gate of the candidate's suite fails; exit 2 (nothing written) for runs of
+    different suites or with no paired case, unless --force."""
     from llmeval.pipeline.compare import compare_dirs
 
-    outcome = compare_dirs(base, cand, out, seed, resamples, allow_damaged)
+    outcome = compare_dirs(base, cand, out, seed, resamples, allow_damaged, force)
     if json_out:
         doc = outcome.comparison.to_dict() | {"gates": [g.to_dict() for g in outcome.gates],
                                               "files": [str(f) for f in outcome.files]}

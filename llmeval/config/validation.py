@@ -1,14 +1,99 @@
-"""pydantic validation errors as ConfigErrors at their file:line:col (suites and rubric files)."""
+"""pydantic validation errors as ConfigErrors at their file:line:col (suites and rubric files), and
+the collector that reports every error of a file in one pass."""
 
 from __future__ import annotations
 
+import copy
 import difflib
-from typing import Any, get_args
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from llmeval.config.yamlpos import position
 from llmeval.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Problems:
+    """Every ConfigError found while loading a file, raised together (sorted by file:line:col), so one
+    `llmeval validate` shows them all. Checks run inside `collect()` and go on after an error."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+        self.failed: set[str] = set()
+        """Top-level sections that did not validate: checks that read them are skipped."""
+
+    def add(self, error: ConfigError) -> None:
+        """Record an error (and the ones attached to it)."""
+        self.errors += [error, *error.also]
+        error.also = []
+
+    @contextmanager
+    def collect(self) -> Iterator[None]:
+        """Run a check; a ConfigError it raises is recorded instead of stopping the load."""
+        try:
+            yield
+        except ConfigError as e:
+            self.add(e)
+
+    def raise_if_any(self) -> None:
+        """Raise the first error by position, with every other one attached (duplicates dropped)."""
+        unique = {e.render(): e for e in self.errors}
+        if not unique:
+            return
+        first, *rest = sorted(unique.values(), key=lambda e: (e.path or "", e.line or 0, e.col or 0, e.message))
+        first.also = rest
+        raise first
+
+
+def validate_sections(model: type[M], data: dict[str, Any], where: str, tree: Any, problems: Problems) -> M:
+    """`model` validated from `data`. On errors, records them and returns the model of what is valid:
+    the keys in error are dropped (a bad `params.temperature`, an unknown key) and the rest validated
+    again; a section that still fails is left empty and named in `problems.failed`. So the checks that
+    follow (metrics, templates, gates) still look at the rest of the file in the same pass."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        problems.add(validation_error(e, where, tree, model))
+        errors = e.errors()
+    kept = copy.deepcopy(data)
+    for _ in range(3):
+        problems.failed |= {str(err["loc"][0]) for err in errors if err["loc"]}
+        if not [err for err in errors if _drop(kept, tuple(err["loc"]))]:
+            break
+        try:
+            return model.model_validate(kept)
+        except ValidationError as e:
+            errors = e.errors()
+    values: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name in kept:
+            try:
+                values[name] = TypeAdapter(info.annotation).validate_python(kept[name])
+                continue
+            except ValidationError:
+                problems.failed.add(name)
+        if info.is_required():
+            values[name] = [] if get_origin(info.annotation) is list else None
+    return model.model_construct(**values)
+
+
+def _drop(data: Any, loc: tuple[Any, ...]) -> bool:
+    """Delete the deepest mapping key on `loc` that is in `data`; False when there is none."""
+    node, last = data, None
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            last = (node, part)
+        elif not (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+            break  # pydantic's union tags ('str', 'list[str]') are not in the data
+        node = node[part]
+    if last is None:
+        return False
+    del last[0][last[1]]
+    return True
 
 
 def validation_error(

@@ -165,12 +165,14 @@ def to_plain(node: Any) -> Any:
     return node
 
 
-def resolve_env(node: Any, path: str, tree: Any, loc: tuple[Any, ...] = ()) -> Any:
-    """A copy of `node` with `${VAR}` and `${VAR:-default}` replaced from the environment."""
+def resolve_env(node: Any, path: str, tree: Any, loc: tuple[Any, ...] = (),
+                missing: list[ConfigError] | None = None) -> Any:
+    """A copy of `node` with `${VAR}` and `${VAR:-default}` replaced from the environment. An unset
+    variable raises ConfigError, or, given a `missing` list, is added to it and left as written."""
     if isinstance(node, dict):
-        return {k: resolve_env(v, path, tree, loc + (k,)) for k, v in node.items()}
+        return {k: resolve_env(v, path, tree, loc + (k,), missing) for k, v in node.items()}
     if isinstance(node, list):
-        return [resolve_env(v, path, tree, loc + (i,)) for i, v in enumerate(node)]
+        return [resolve_env(v, path, tree, loc + (i,), missing) for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:
 
         def sub(m: re.Match[str]) -> str:
@@ -180,10 +182,14 @@ def resolve_env(node: Any, path: str, tree: Any, loc: tuple[Any, ...] = ()) -> A
                 if default is not None:
                     return default
                 line, col = position(tree, loc)
-                raise ConfigError(
+                error = ConfigError(
                     f"environment variable {name} is not set", path, line, col,
                     hint=f"export {name}=... or write ${{{name}:-default}}",
                 )
+                if missing is None:
+                    raise error
+                missing.append(error)
+                return m.group(0)
             return value
 
         return _ENV.sub(sub, node)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -80,12 +81,16 @@ class Engine:
         self.errors = 0
         self.aborted = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
 
     async def run(self, items: list[WorkItem]) -> None:
         """Execute every item; returns when all are done, or early after `stop()` / too many errors."""
         queues: dict[str, list[WorkItem]] = {tid: [] for tid in self.targets}
         for item in items:
             queues[item.target].append(item)
+        await self._warm_up(queues)
+        if self._stopped:
+            return
         for tid, queue in queues.items():
             queue.reverse()  # pop() from the end keeps the original order
             n = min(self.policies[tid].concurrency, len(queue))
@@ -96,8 +101,27 @@ class Engine:
             if not self.aborted:
                 raise
 
+    async def _warm_up(self, queues: dict[str, list[WorkItem]]) -> None:
+        """Warm every target that will be called, before any call is timed: a first call's
+        imports block the event loop, and so would add to every call in flight, of any target."""
+        for tid, queue in queues.items():
+            target = self.targets[tid]
+            if any(self._needs_call(target, item) for item in queue):
+                with contextlib.suppress(Exception):  # a target that cannot warm up fails on its first call
+                    await asyncio.wait_for(target.warm_up(), self.policies[tid].timeout_s)
+
+    def _needs_call(self, target: Target, item: WorkItem) -> bool:
+        if not target.cacheable:
+            return True
+        try:
+            key = cache_key(target.cache_identity(target.prepare(item.case)), item.epoch)
+        except Exception:  # the call fails the same way later, and is recorded there
+            return True
+        return self.cache.get(key) is None
+
     def stop(self) -> None:
         """Cancel in-flight calls; finished results are already written."""
+        self._stopped = True
         for t in self._tasks:
             t.cancel()
 
@@ -146,7 +170,7 @@ class Engine:
                 if key:
                     self.cache.put(key, target.kind, {"response": resp.to_dict(), "latency_ms": latency})
         except TargetCallError as e:
-            error = ErrorInfo(e.kind, scrub(e.message))
+            error = ErrorInfo(e.kind, scrub(e.message), scrub(e.details))
             stats.errors += 1
         except ConfigError as e:  # a template that fails for this case only
             error = ErrorInfo("template_error", scrub(e.message))

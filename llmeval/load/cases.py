@@ -9,101 +9,132 @@ from typing import Any
 
 from llmeval.config.files import named_file, read_text
 from llmeval.config.spec import MessageSpec, SuiteSpec
+from llmeval.config.validation import Problems
 from llmeval.config.yamlpos import position
-from llmeval.errors import ConfigError
+from llmeval.errors import ConfigError, install_hint
 from llmeval.load.conversations import Locate, message_dicts, parse_messages, split_turns
 from llmeval.results.messages import last_user_text, recorded_messages
 from llmeval.results.records import Case, WorkItem, case_id_for
 
+MAX_ROW_ERRORS = 20
+"""Dataset rows with errors reported one by one; the rest are counted in one line."""
 
-def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any) -> list[Case]:
+
+def load_cases(spec: SuiteSpec, suite_path: Path, where: str, tree: Any, problems: Problems) -> list[Case]:
     """Inline cases then dataset rows, with stable unique ids (a conversation scored on each turn
-    gives one case per turn: `<id>/turn-<n>`). Each case's metadata has `_spec`, the index of the
-    inline case it came from (None for dataset rows), and `_source`, where it is written."""
+    gives one case per turn: `<id>/turn-<n>`); every problem goes to `problems`. Each case's metadata
+    has `_spec`, the index of the inline case it came from (None for dataset rows), and `_source`,
+    where it is written."""
     cases: list[Case] = []
     seen: dict[str, str] = {}
     for i, c in enumerate(spec.cases):
         line, col = position(tree, ("cases", i))
-        meta = {**c.metadata, "_source": f" (line {line})", "_spec": i}
-        if c.messages is None:
-            expanded = [Case(str(c.id) if c.id is not None else case_id_for(c.input), c.input, c.expected,
-                             c.contexts, tuple(c.tags), dict(c.vars), meta)]
-        else:
-            def locate(loc: tuple[Any, ...], i: int = i) -> tuple[str, int, int]:
-                return (where, *position(tree, ("cases", i, "messages") + loc))
-
-            values = {"id": c.id, "input": c.input, "expected": c.expected, "contexts": c.contexts,
-                      "tags": list(c.tags), "vars": dict(c.vars), "has_input": "input" in c.model_fields_set,
-                      "has_expected": "expected" in c.model_fields_set}
-            try:
-                expanded = conversation_cases(values, c.messages, c.score, meta, suite_path.parent, locate)
-            except ConfigError as e:
-                if e.path:
-                    raise
-                raise ConfigError(e.message, *locate(()), hint=e.hint) from None
+        try:
+            expanded = _inline_cases(c, i, suite_path, where, tree, line)
+        except ConfigError as e:
+            problems.add(e)
+            continue
         for case in expanded:
             if case.id in seen:
-                raise ConfigError(
+                problems.add(ConfigError(
                     f"duplicate case id '{case.id}' (also {seen[case.id]})",
                     where,
                     line,
                     col,
                     hint="case ids must be unique; give the case its own `id:`",
-                )
+                ))
+                continue
             seen[case.id] = f"at line {line}"
             cases.append(case)
     if spec.dataset is not None:
-        loc = ("dataset", "path")
-        try:
-            rows = read_dataset(spec.dataset.path, suite_path.parent)
-        except ConfigError as e:
-            if e.path:  # positioned in the dataset file itself (a byte that is not UTF-8)
-                raise
-            raise ConfigError(e.message, where, *position(tree, loc), hint=e.hint) from None
-        fields = {
-            "id": "id",
-            "input": "input",
-            "expected": "expected",
-            "contexts": "contexts",
-            "tags": "tags",
-            "vars": "vars",
-            "messages": "messages",
-            **spec.dataset.fields,
-        }
+        with problems.collect():
+            cases += _dataset_cases(spec.dataset, suite_path, where, tree, seen, problems)
+    return cases
 
-        def at_path(loc: tuple[Any, ...]) -> tuple[str, int, int]:
-            return (where, *position(tree, ("dataset", "path")))
 
-        for n, row in enumerate(rows[: spec.dataset.limit] if spec.dataset.limit else rows):
-            if fields["input"] not in row and _is_missing(row.get(fields["messages"])):
-                raise ConfigError(
-                    f"dataset row {n + 1} has no column '{fields['input']}' (columns: {', '.join(map(str, row))})",
-                    where,
-                    *position(tree, ("dataset",)),
-                    hint="map the input column with dataset.fields.input (or a conversation with fields.messages)",
-                )
-            conversation = not _is_missing(row.get(fields["messages"]))
-            if not conversation and _is_missing(row[fields["input"]]):
-                raise ConfigError(
-                    f"{spec.dataset.path}: dataset row {n + 1} has no input ('{fields['input']}' is empty or null)",
-                    where,
-                    *position(tree, loc),
-                    hint="give every row an input, or drop the row",
-                )
+def _inline_cases(c: Any, i: int, suite_path: Path, where: str, tree: Any, line: int) -> list[Case]:
+    """The case (or, for a conversation scored on each turn, the cases) of inline case `i`."""
+    meta = {**c.metadata, "_source": f" (line {line})", "_spec": i}
+    if c.messages is None:
+        return [Case(str(c.id) if c.id is not None else case_id_for(c.input), c.input, c.expected,
+                     c.contexts, tuple(c.tags), dict(c.vars), meta)]
+
+    def locate(loc: tuple[Any, ...]) -> tuple[str, int, int]:
+        return (where, *position(tree, ("cases", i, "messages") + loc))
+
+    values = {"id": c.id, "input": c.input, "expected": c.expected, "contexts": c.contexts,
+              "tags": list(c.tags), "vars": dict(c.vars), "has_input": "input" in c.model_fields_set,
+              "has_expected": "expected" in c.model_fields_set}
+    try:
+        return conversation_cases(values, c.messages, c.score, meta, suite_path.parent, locate)
+    except ConfigError as e:
+        if e.path:
+            raise
+        raise ConfigError(e.message, *locate(()), hint=e.hint) from None
+
+
+def _dataset_cases(dataset: Any, suite_path: Path, where: str, tree: Any, seen: dict[str, str],
+                   problems: Problems) -> list[Case]:
+    """The cases of the dataset's rows; a row with an error is reported (the first MAX_ROW_ERRORS
+    one by one) and left out, so one pass shows them all."""
+    loc = ("dataset", "path")
+    try:
+        rows = read_dataset(dataset.path, suite_path.parent)
+    except ConfigError as e:
+        if e.path:  # positioned in the dataset file itself (a byte that is not UTF-8)
+            raise
+        raise ConfigError(e.message, where, *position(tree, loc), hint=e.hint) from None
+    fields = {"id": "id", "input": "input", "expected": "expected", "contexts": "contexts", "tags": "tags",
+              "vars": "vars", "messages": "messages", **dataset.fields}
+    rows = rows[: dataset.limit] if dataset.limit else rows
+    no_input = [n for n, row in enumerate(rows)
+                if fields["input"] not in row and _is_missing(row.get(fields["messages"]))]
+    if no_input:
+        n = no_input[0]
+        more = f" (and {len(no_input) - 1} more rows)" if len(no_input) > 1 else ""
+        raise ConfigError(
+            f"dataset row {n + 1}{more} has no column '{fields['input']}' (columns: {', '.join(map(str, rows[n]))})",
+            where,
+            *position(tree, ("dataset",)),
+            hint="map the input column with dataset.fields.input (or a conversation with fields.messages)",
+        )
+
+    def at_path(loc: tuple[Any, ...]) -> tuple[str, int, int]:
+        return (where, *position(tree, ("dataset", "path")))
+
+    cases: list[Case] = []
+    reported = 0
+    for n, row in enumerate(rows):
+        errors: list[ConfigError] = []
+        conversation = not _is_missing(row.get(fields["messages"]))
+        if not conversation and _is_missing(row[fields["input"]]):
+            errors.append(ConfigError(
+                f"{dataset.path}: dataset row {n + 1} has no input ('{fields['input']}' is empty or null)",
+                where, *position(tree, loc), hint="give every row an input, or drop the row",
+            ))
+        else:
             try:
-                expanded = _row_cases(row, fields, n, spec.dataset.tags, spec.dataset.score, suite_path.parent,
-                                      at_path)
+                expanded = _row_cases(row, fields, n, dataset.tags, dataset.score, suite_path.parent, at_path)
             except ConfigError as e:
-                raise ConfigError(f"{spec.dataset.path}: {e.message}", where, *position(tree, loc)) from None
+                errors.append(ConfigError(f"{dataset.path}: {e.message}", where, *position(tree, loc)))
+                expanded = []
             for case in expanded:
                 if case.id in seen:
-                    raise ConfigError(
+                    errors.append(ConfigError(
                         f"duplicate case id '{case.id}' in dataset row {n + 1} (also {seen[case.id]})",
-                        where,
-                        *position(tree, loc),
-                    )
+                        where, *position(tree, loc),
+                    ))
+                    continue
                 seen[case.id] = f"dataset row {n + 1}"
                 cases.append(case)
+        if errors:
+            reported += 1
+            if reported <= MAX_ROW_ERRORS:
+                for error in errors:
+                    problems.add(error)
+    if reported > MAX_ROW_ERRORS:
+        problems.add(ConfigError(f"{dataset.path}: {reported - MAX_ROW_ERRORS} more rows with errors",
+                                 where, *position(tree, loc)))
     return cases
 
 
@@ -198,12 +229,19 @@ def _plain(v: Any) -> Any:
 
 
 def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
-    """Rows of a dataset file (.jsonl .json .csv .parquet) or `hf:NAME[:CONFIG]@SPLIT`."""
+    """Rows of a dataset file (.jsonl .json .csv .parquet), a save_to_disk() folder, or
+    `hf:NAME[:CONFIG]@SPLIT`."""
+    if not path.strip():
+        raise ConfigError("the dataset path is empty", hint="give a .jsonl .json .csv or .parquet file, a "
+                          "save_to_disk() folder, or hf:NAME@SPLIT")
     if path.startswith("hf:"):
         files = _local_data_files(path[3:], base)
         if files is None:
             return _read_hf(path[3:], base)
         return [row for f in files for row in read_dataset(str(f), base)]
+    folder = _saved_folder(path, base)
+    if folder is not None:  # a save_to_disk() folder (`folder` or `folder@split`) as a plain path
+        return [dict(r) for r in _read_saved(folder[0], folder[1], path)]
     suffix = Path(path).suffix.lower()
     if suffix not in DATA_FILES:
         raise ConfigError(f"unsupported dataset format '{suffix}' for {path}",
@@ -240,12 +278,12 @@ def read_dataset(path: str, base: Path) -> list[dict[str, Any]]:
         import pandas as pd
     except ImportError:
         raise ConfigError(
-            "reading .csv/.parquet datasets needs pandas", hint="pip install 'llmeval[data]'"
+            "reading .csv/.parquet datasets needs pandas", hint=install_hint("data")
         ) from None
     try:
         frame = pd.read_csv(p) if suffix == ".csv" else pd.read_parquet(p)
     except ImportError as e:  # parquet without pyarrow: a missing dependency, said as such
-        raise ConfigError(f"cannot read {path}: {e}", hint="pip install 'llmeval[data]'") from None
+        raise ConfigError(f"cannot read {path}: {e}", hint=install_hint("data")) from None
     except Exception as e:  # pandas raises many types for a bad file (ParserError, ArrowInvalid, ...)
         first = (str(e).splitlines() or [""])[0][:200]
         raise ConfigError(f"cannot read {path}: {type(e).__name__}: {first}") from None
@@ -273,23 +311,67 @@ def _local_data_files(ref: str, base: Path) -> list[Path] | None:
     return files
 
 
-def _read_hf(ref: str, base: Path) -> list[dict[str, Any]]:
-    name, _, split = ref.partition("@")
-    name, _, config = name.partition(":")
+def _saved_folder(path: str, base: Path) -> tuple[Path, str] | None:
+    """(folder, split) when `path` names a folder (or `folder@split`); None for a file. A folder that
+    save_to_disk() did not write is an error."""
+    p, split = base / path, ""  # an absolute path stays itself
+    folder, at, named = path.rpartition("@")
+    if not p.exists() and at and (base / folder).is_dir():
+        p, split = base / folder, named
+    if not p.is_dir():
+        return None
+    if not _saved_dataset(p):
+        raise ConfigError(f"{path} is a folder, not a dataset", hint="give a .jsonl .json .csv or .parquet "
+                          "file, or a folder written by Dataset/DatasetDict.save_to_disk()")
+    return p, split
+
+
+def _datasets() -> Any:
     try:
         import datasets
     except ImportError:
-        raise ConfigError("hf: datasets need the `datasets` library", hint="pip install 'llmeval[data]'") from None
+        raise ConfigError("hf: datasets and save_to_disk() folders need the `datasets` library",
+                          hint=install_hint("data")) from None
     datasets.disable_progress_bars()  # llmeval draws its own progress; keep stderr for errors
+    return datasets
+
+
+def _saved_dataset(folder: Path) -> bool:
+    """A folder written by save_to_disk(): a DatasetDict (dataset_dict.json) or a Dataset (state.json)."""
+    return (folder / "dataset_dict.json").exists() or (folder / "state.json").exists()
+
+
+def _read_saved(folder: Path, split: str, ref: str) -> Any:
+    """The Dataset in a save_to_disk() folder: a DatasetDict's `split`, or its only split."""
+    datasets = _datasets()
+    try:
+        saved = datasets.load_from_disk(str(folder))
+    except Exception as e:  # a damaged folder: datasets raises many types
+        raise ConfigError(f"could not load the saved dataset {ref}: {type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:200]}") from None
+    if not isinstance(saved, datasets.DatasetDict):
+        if split:
+            raise ConfigError(f"{ref}: the folder holds one Dataset, without splits", hint=f"remove @{split}")
+        return saved
+    splits = list(saved)
+    if split in saved or (not split and len(splits) == 1):
+        return saved[split or splits[0]]
+    base_ref = ref.rpartition("@")[0] if split else ref
+    what = f"has no split '{split}'" if split else "is a DatasetDict: name one of its splits"
+    raise ConfigError(f"{ref} {what}; its splits: {', '.join(splits)}", hint=f"e.g. {base_ref}@{splits[0]}")
+
+
+def _read_hf(ref: str, base: Path) -> list[dict[str, Any]]:
+    name, _, split = ref.partition("@")
+    name, _, config = name.partition(":")
     local = base / name
     if name.startswith((".", "/")) or local.exists():
         name = str(local.resolve())  # a local dataset folder, relative to the suite like other paths
+    if _saved_dataset(Path(name)):
+        return [dict(r) for r in _read_saved(Path(name), split, f"hf:{ref}")]
+    datasets = _datasets()
     try:
-        if (Path(name) / "dataset_dict.json").exists() or (Path(name) / "state.json").exists():
-            saved = datasets.load_from_disk(name)  # a folder written by save_to_disk()
-            ds = saved[split or "train"] if isinstance(saved, datasets.DatasetDict) else saved
-        else:
-            ds = datasets.load_dataset(name, config or None, split=split or "train")
+        ds = datasets.load_dataset(name, config or None, split=split or "train")
     except Exception as e:  # datasets raises many types offline; all mean "not available here"
         raise ConfigError(
             f"could not load Hugging Face dataset '{ref}': {type(e).__name__}: {str(e).splitlines()[0][:200]}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -10,14 +11,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from llmeval.config.files import named_file, read_bytes
+from llmeval.config.files import read_bytes
 from llmeval.config.secrets import secret_values
-from llmeval.config.spec import DROP_TESTABLE, TARGET_LEVEL, SuiteSpec
-from llmeval.config.templates import check_template, render, template_strings
-from llmeval.config.validation import dotted, validation_error
+from llmeval.config.spec import SuiteSpec
+from llmeval.config.validation import Problems, dotted, validate_sections
 from llmeval.config.yamlpos import parse_yaml, position, resolve_env, to_plain
 from llmeval.errors import ConfigError
+from llmeval.load import checks
 from llmeval.load.assertions import CaseMetrics, build_case_metrics
+from llmeval.load.checks import RESERVED_SCORE_NAMES
 from llmeval.load.reuse import apply_reuse
 from llmeval.metrics.base import Metric
 from llmeval.results.records import Case
@@ -25,8 +27,6 @@ from llmeval.scrub import remember
 
 DICT_SOURCE = "<dict>"
 """The name errors give a suite passed as a dict (it has no file and no lines)."""
-RESERVED_SCORE_NAMES = {"n", "n_cases", "cached", "latency_ms", "tokens", "metric_errors", "flaky"} | TARGET_LEVEL
-"""Names in summary[target] beside the metric scores (and the gateable values): no metric may use them."""
 
 
 @dataclass
@@ -73,9 +73,11 @@ class Suite:
 def load_suite(
     source: str | Path | dict[str, Any], variables: dict[str, str] | None = None, base_dir: str | Path | None = None
 ) -> Suite:
-    """Parse and validate a suite file, or the same data as a dict; every problem is a ConfigError
-    at file:line:col. A dict's errors name `<dict>` and the dotted key; its relative paths (datasets,
-    recorded outputs, rubrics, python modules) resolve against `base_dir` (default: the working directory)."""
+    """Parse and validate a suite file, or the same data as a dict. Every problem found is a
+    ConfigError at file:line:col; they are raised together, sorted, as one ConfigError (the first,
+    with the others in `also`), so `validate` shows them all in one pass. A dict's errors name
+    `<dict>` and the dotted key; its relative paths (datasets, recorded outputs, rubrics, python
+    modules) resolve against `base_dir` (default: the working directory)."""
     if isinstance(source, dict):
         # JSON round trip: tuples become lists and Paths strings, as if read from a file.
         text = json.dumps(source, sort_keys=True, ensure_ascii=False, default=str)
@@ -96,31 +98,42 @@ def load_suite(
         # Say what the file is not, without quoting its keys: it may be any file at all.
         raise ConfigError("not a suite file: a suite is a YAML mapping with name:, targets:, cases:, ...", where, 1, 1)
     raw = to_plain(tree)
-    resolved = resolve_env(raw, where, tree)
+    problems = Problems()
+    missing_env: list[ConfigError] = []
+    resolved = resolve_env(raw, where, tree, missing=missing_env)
+    for error in missing_env:
+        problems.add(error)
     remember(*secret_values(resolved))  # before anything can fail and print a resolved value
-    raw, resolved, files = apply_reuse(raw, resolved, where, tree)
     try:
-        spec = SuiteSpec.model_validate(resolved)
-    except ValidationError as e:
-        raise validation_error(e, where, tree, SuiteSpec) from None
+        raw, resolved, files = apply_reuse(raw, resolved, where, tree)
+    except ConfigError as e:  # a block the rest depends on: report it with what was found so far
+        problems.add(e)
+        problems.raise_if_any()
+    spec = validate_sections(SuiteSpec, resolved, where, tree, problems)
     if variables:
         spec.vars.update(variables)
-    metrics = _build_metrics(spec, where, tree, p.parent)
+    metrics, unbuilt = _build_metrics(spec, where, tree, p.parent, problems)
     from llmeval.load.cases import load_cases
 
-    cases = load_cases(spec, p, where, tree)
-    if not cases and spec.dataset is not None:
-        raise ConfigError(f"the suite has no cases: the dataset {spec.dataset.path} has no rows", where,
-                          *position(tree, ("dataset", "path")), hint="add rows to the dataset, or cases: to the suite")
-    _check_outputs_files(spec, p.parent, where, tree)
-    case_metrics = build_case_metrics(spec, cases, {k for m in metrics for k in m.keys()}, RESERVED_SCORE_NAMES,
-                                      lambda entry, loc: _build_one(entry, loc, where, tree, p.parent), where, tree)
-    _check_requirements(spec, cases, metrics, where, tree)
+    found = len(problems.errors)
+    cases = load_cases(spec, p, where, tree, problems)
+    if not cases and spec.dataset is not None and len(problems.errors) == found:
+        problems.add(ConfigError(f"the suite has no cases: the dataset {spec.dataset.path} has no rows", where,
+                                 *position(tree, ("dataset", "path")),
+                                 hint="add rows to the dataset, or cases: to the suite"))
+    checks.check_outputs_files(spec, p.parent, where, tree, problems)
+    case_metrics = CaseMetrics()
+    with problems.collect():
+        case_metrics = build_case_metrics(spec, cases, {k for m in metrics for k in m.keys()}, RESERVED_SCORE_NAMES,
+                                          lambda entry, loc: _build_one(entry, loc, where, tree, p.parent, problems),
+                                          where, tree)
+    checks.check_requirements(spec, cases, metrics, where, tree, problems)
     for loc, m, mine in case_metrics.placed:
-        _check_requirements(spec, mine, [m], where, tree, position(tree, loc))
-    _check_templates(spec, cases, where, tree)
-    _check_gates(spec, [*metrics, *case_metrics.groups], where, tree)
-    _check_local_targets(spec, cases, where, tree)
+        checks.check_requirements(spec, mine, [m], where, tree, problems, position(tree, loc))
+    checks.check_templates(spec, cases, where, tree, problems)
+    checks.check_gates(spec, [*metrics, *case_metrics.groups], where, tree, problems, unbuilt)
+    checks.check_local_targets(spec, cases, where, tree, problems)
+    problems.raise_if_any()
     return Suite(spec, p, digest, raw, tree, cases, metrics, case_metrics, files)
 
 
@@ -133,9 +146,11 @@ def metric_entry(entry: str | dict[str, Any]) -> tuple[str, Any]:
     return next(iter(entry.items()))
 
 
-def _build_one(entry: Any, loc: tuple[Any, ...], where: str, tree: Any, base_dir: Path) -> Metric:
-    """One metrics entry (of `metrics:` or a case's `assert:`) built, its errors at its position;
-    rubric files and metrics/*.py are looked for from `base_dir` (the suite's folder)."""
+def _build_one(entry: Any, loc: tuple[Any, ...], where: str, tree: Any, base_dir: Path,
+               problems: Problems) -> Metric:
+    """One metrics entry (of `metrics:` or a case's `assert:`) built, its errors at its position (a
+    threshold outside the metric's range is recorded in `problems`, the metric still built); rubric
+    files and metrics/*.py are looked for from `base_dir` (the suite's folder)."""
     from llmeval.metrics.registry import build_metric
 
     try:
@@ -150,39 +165,59 @@ def _build_one(entry: Any, loc: tuple[Any, ...], where: str, tree: Any, base_dir
         line, col = position(tree, loc + ((name,) if isinstance(entry, dict) else ()), key=True)
         raise ConfigError(e.message, where, line, col, hint=e.hint) from None
     except ValidationError as e:
-        raise _metric_options_error(e, where, tree, loc + (name,), name) from None
+        first, *rest = _metric_options_errors(e, where, tree, loc + (name,), name)
+        first.also = rest
+        raise first from None
+    lo, hi = metric.value_range
+    if metric.threshold is not None and not lo <= metric.threshold <= hi:
+        at = loc + (name, "threshold") if isinstance(options, dict) and "threshold" in options else loc
+        problems.add(ConfigError(
+            f"{name}.threshold: {metric.threshold:g} is outside the metric's range {lo:g} to {hi:g}",
+            where, *position(tree, at), hint=f"a threshold of {name} is between {lo:g} and {hi:g}",
+        ))
     metric.position = position(tree, loc)  # type: ignore[attr-defined]
     return metric
 
 
-def _build_metrics(spec: SuiteSpec, where: str, tree: Any, base_dir: Path) -> list[Metric]:
+def _build_metrics(spec: SuiteSpec, where: str, tree: Any, base_dir: Path,
+                   problems: Problems) -> tuple[list[Metric], int]:
+    """The metric objects that could be built, and how many entries could not."""
     metrics: list[Metric] = []
     seen: dict[str, int] = {}
+    unbuilt = 0
     for i, entry in enumerate(spec.metrics):
         loc = ("metrics", i)
-        metric = _build_one(entry, loc, where, tree, base_dir)
+        try:
+            metric = _build_one(entry, loc, where, tree, base_dir, problems)
+        except ConfigError as e:
+            problems.add(e)
+            unbuilt += 1
+            continue
+        pos = position(tree, loc)
         for key in metric.keys():
             if key in RESERVED_SCORE_NAMES:
-                raise ConfigError(
-                    f"metric name '{key}' is reserved", where, *position(tree, loc), hint="give it another `name:`"
-                )
-            if key in seen:
-                raise ConfigError(
-                    f"two metrics write the score '{key}' (entries {seen[key] + 1} and {i + 1})",
-                    where,
-                    *position(tree, loc),
-                    hint="give one of them a distinct `name:`",
-                )
-            seen[key] = i
+                problems.add(ConfigError(f"metric name '{key}' is reserved", where, *pos,
+                                         hint="give it another `name:`"))
+            elif key in seen:
+                problems.add(ConfigError(f"two metrics write the score '{key}' (entries {seen[key] + 1} and {i + 1})",
+                                         where, *pos, hint="give one of them a distinct `name:`"))
+            seen.setdefault(key, i)
         metric.index = i  # type: ignore[attr-defined]
         metrics.append(metric)
-    return metrics
+    return metrics, unbuilt
 
 
-def _metric_options_error(e: ValidationError, where: str, tree: Any, loc: tuple[Any, ...], name: str) -> ConfigError:
-    # An unknown option first: `{valeu: x}` is a typo of `value`, not a missing `value`.
+def _metric_options_errors(
+    e: ValidationError, where: str, tree: Any, loc: tuple[Any, ...], name: str
+) -> list[ConfigError]:
+    # Unknown options first, and then no "missing": `{valeu: x}` is a typo of `value`, not a missing `value`.
     errs = e.errors()
-    err = next((x for x in errs if x["type"] == "extra_forbidden"), errs[0])
+    unknown = [x for x in errs if x["type"] == "extra_forbidden"]
+    return [_metric_option_error(err, where, tree, loc, name)
+            for err in errs if err in unknown or not (unknown and err["type"] == "missing")]
+
+
+def _metric_option_error(err: Any, where: str, tree: Any, loc: tuple[Any, ...], name: str) -> ConfigError:
     sub = tuple(err["loc"])
     if err["type"] == "extra_forbidden":
         line, col = position(tree, loc + sub, key=True)
@@ -190,8 +225,6 @@ def _metric_options_error(e: ValidationError, where: str, tree: Any, loc: tuple[
 
         cls = metric_class(name.removeprefix("not_")) or metric_class(name)
         allowed = list(cls.Options.model_fields) if cls else []
-        import difflib
-
         close = difflib.get_close_matches(str(sub[-1]), allowed, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"options of {name}: {', '.join(allowed)}"
         return ConfigError(f"unknown option '{sub[-1]}' for metric '{name}'", where, line, col, hint=hint)
@@ -201,155 +234,3 @@ def _metric_options_error(e: ValidationError, where: str, tree: Any, loc: tuple[
     if err["type"] == "missing":
         return ConfigError(f"metric '{name}' needs the option '{sub[-1]}'", where, line, col)
     return ConfigError(f"{what}: {msg}", where, line, col)
-
-
-def _check_outputs_files(spec: SuiteSpec, suite_dir: Path, where: str, tree: Any) -> None:
-    """Recorded outputs must be readable files of the project: checked here, before a run reads them."""
-    for ti, t in enumerate(spec.targets):
-        if t.outputs is not None:
-            try:
-                named_file(t.outputs, suite_dir, f"outputs file for target '{t.id}'")
-            except ConfigError as e:
-                raise ConfigError(e.message, where, *position(tree, ("targets", ti, "outputs")), hint=e.hint) from None
-
-
-def _check_requirements(spec: SuiteSpec, cases: list[Case], metrics: list[Metric], where: str, tree: Any,
-                        at: tuple[int, int] | None = None) -> None:
-    """Each metric's needs (a judge, `expected`, `contexts`, expected tool calls) met by `cases`;
-    errors at the metric's entry (or at `at`)."""
-    supplies_contexts = all(t.http is not None and t.http.contexts or t.python or t.outputs for t in spec.targets)
-    for m in metrics:
-        pos = at or getattr(m, "position", (1, 1))
-        if "judge" in m.requires and spec.judge is None and not getattr(m.options, "judge", None):
-            raise ConfigError(
-                f"metric '{m.name}' needs a judge, but the suite has no `judge:`",
-                where,
-                *pos,
-                hint="add e.g. `judge: {model: openai/gpt-4o-mini}` at the top level",
-            )
-        for need in ("expected", "contexts", "expected_tool_calls"):
-            if need not in m.requires or (need == "contexts" and supplies_contexts):
-                continue
-            lacking = next((c for c in cases if _lacks(c, need)), None)
-            if need == "expected_tool_calls" and any(c.expected_tool_calls for c in cases):
-                lacking = None  # turns answered in text: not applicable there, scored where a call is expected
-            if lacking is not None:
-                src = lacking.metadata.get("_source", "")
-                if need == "expected_tool_calls":
-                    raise ConfigError(
-                        f"metric '{m.name}' compares with the reference tool calls, but case '{lacking.id}'{src} "
-                        "has none", where, *pos,
-                        hint="give the metric `tool:` and `arguments:`, or end the case's messages with an "
-                             "assistant message that has tool_calls")
-                raise ConfigError(
-                    f"metric '{m.name}' needs '{need}', but case '{lacking.id}'{src} has none",
-                    where,
-                    *pos,
-                    hint=f"add `{need}:` to every case (or map it with dataset.fields), or remove the metric",
-                )
-
-
-def _lacks(case: Case, need: str) -> bool:
-    value = getattr(case, need)
-    # An empty string is a valid expected answer (the right answer to some prompts is nothing); only
-    # a missing one, or an empty list of references, is not.
-    return value is None or value == [] if need == "expected" else not value
-
-
-def _check_templates(spec: SuiteSpec, cases: list[Case], where: str, tree: Any) -> None:
-    for ti, t in enumerate(spec.targets):
-        parts: list[tuple[tuple[Any, ...], str]] = []
-        for key in ("system", "prompt"):
-            if getattr(t, key):
-                parts.append(((key,), getattr(t, key)))
-        if t.messages:
-            parts += template_strings(t.messages, ("messages",))
-        if t.http:
-            parts += template_strings(t.http.model_dump(include={"url", "headers", "query", "body"}), ("http",))
-        for loc, text in parts:
-            problem = check_template(text)
-            if problem:
-                raise ConfigError(problem, where, *position(tree, ("targets", ti) + loc))
-            if cases:
-                variables = {**cases[0].template_vars(), "vars": {**spec.vars, **cases[0].vars}}
-                try:
-                    render(text, variables)
-                except ConfigError as e:
-                    raise ConfigError(
-                        f"{e.message} (rendering case '{cases[0].id}')",
-                        where,
-                        *position(tree, ("targets", ti) + loc),
-                        hint=e.hint,
-                    ) from None
-
-
-def _check_gates(spec: SuiteSpec, metrics: list[Any], where: str, tree: Any) -> None:
-    scores = {k for m in metrics for k in m.keys()}
-    names = scores | TARGET_LEVEL
-    ids = {t.id for t in spec.targets}
-    gateable = ", ".join(sorted(TARGET_LEVEL))
-    for gi, g in enumerate(spec.gates):
-        if g.metric in RESERVED_SCORE_NAMES and g.metric not in TARGET_LEVEL:
-            raise ConfigError(
-                f"a gate cannot check '{g.metric}'",
-                where,
-                *position(tree, ("gates", gi, "metric")),
-                hint=f"gate on a metric score or on one of: {gateable} (latency in ms)",
-            )
-        if g.max_drop is not None and g.metric in TARGET_LEVEL and g.metric not in DROP_TESTABLE:
-            raise ConfigError(
-                f"max_drop cannot be checked on '{g.metric}': a baseline comparison pairs per-case values",
-                where,
-                *position(tree, ("gates", gi, "max_drop")),
-                hint=f"use min/max on {g.metric}; max_drop works on metric scores and "
-                f"{', '.join(sorted(DROP_TESTABLE))}",
-            )
-        if g.max_flaky is not None and g.metric in TARGET_LEVEL and g.metric != "pass_rate":
-            raise ConfigError(
-                f"max_flaky cannot be checked on '{g.metric}': flakiness is a case passing in some epochs "
-                "and failing in others",
-                where,
-                *position(tree, ("gates", gi, "max_flaky")),
-                hint="use max_flaky on pass_rate (whole cases) or on a metric score",
-            )
-        if g.metric not in names:
-            import difflib
-
-            close = difflib.get_close_matches(g.metric, sorted(names), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"scores in this suite: {', '.join(sorted(names))}"
-            raise ConfigError(
-                f"gate on unknown metric '{g.metric}'", where, *position(tree, ("gates", gi, "metric")), hint=hint
-            )
-        if g.allow_missing is not None and g.metric in TARGET_LEVEL:
-            raise ConfigError(
-                f"allow_missing applies to gates on metric scores, not to '{g.metric}'",
-                where,
-                *position(tree, ("gates", gi, "allow_missing"), key=True),
-                hint="a target-level value has no per-case scores to miss; remove allow_missing",
-            )
-        if g.target is not None and g.target not in ids:
-            raise ConfigError(
-                f"gate on unknown target '{g.target}'",
-                where,
-                *position(tree, ("gates", gi, "target")),
-                hint=f"targets: {', '.join(sorted(ids))}",
-            )
-
-
-def _check_local_targets(spec: SuiteSpec, cases: list[Case], where: str, tree: Any) -> None:
-    """`local/` models read text and call no tools: say so at load, not on every case."""
-    from llmeval.results.messages import has_images
-
-    for ti, t in enumerate(spec.targets):
-        if not (t.model or "").startswith("local/"):
-            continue
-        if t.tools:
-            raise ConfigError(f"target '{t.id}': local/ models cannot call tools", where,
-                              *position(tree, ("targets", ti, "tools")),
-                              hint="call tools through an OpenAI-compatible server (model: openai/<name>)")
-        with_image = next((c for c in cases if has_images(c.messages)), None)
-        if with_image is not None:
-            raise ConfigError(f"target '{t.id}': local/ models read text only, but case '{with_image.id}'"
-                              f"{with_image.metadata.get('_source', '')} has an image", where,
-                              *position(tree, ("targets", ti, "model")),
-                              hint="run images against a multimodal model (model: openai/<name>, ...)")

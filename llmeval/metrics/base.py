@@ -17,8 +17,9 @@ class MetricOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    threshold: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
-    """Pass when the value is >= threshold (values are in [0, 1], higher is better)."""
+    threshold: float | None = Field(None, allow_inf_nan=False)
+    """Pass when the value is >= threshold (in the metric's value range, checked at load: [0, 1], higher
+    is better)."""
     name: str | None = None
     """Report this metric under another name (e.g. two `contains` checks side by side)."""
 
@@ -45,6 +46,8 @@ class Metric:
     kind: ClassVar[str] = ""
     description: ClassVar[str] = ""
     default_threshold: ClassVar[float | None] = None
+    value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    """The values a score can take: thresholds and gate bounds outside it are suite errors."""
     cpu_bound: ClassVar[bool] = False
     """True when score_all should run off the event loop (pure-Python scoring of many cases)."""
 
@@ -113,20 +116,47 @@ def not_applicable(reason: str, **details: Any) -> Score:
     return Score(None, None, f"not applicable: {reason}", {"not_applicable": True, **details})
 
 
-class NegatedMetric(Metric):
-    """`not_<kind>`: passes when the wrapped deterministic metric fails (value 1 - v)."""
+@dataclass(frozen=True)
+class Check:
+    """The outcome of a yes/no check, with a reason for either answer, so that the check and its
+    `not_` form both say why they failed. `ok=None`: the check does not apply (`why_no` says why)."""
 
-    def __init__(self, inner: Metric, options: MetricOptions) -> None:
+    ok: bool | None
+    why_yes: str
+    why_no: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def score(self, negate: bool = False) -> Score:
+        """The Score of the check (or of its negation); a passing score carries no reason."""
+        if self.ok is None:  # not applicable to this case: excluded from means, not an error
+            return not_applicable(self.why_no, **self.details)
+        ok = self.ok != negate
+        return Score(1.0 if ok else 0.0, ok, None if ok else (self.why_no if not negate else self.why_yes),
+                     dict(self.details))
+
+
+class CheckMetric(Metric):
+    """A deterministic yes/no metric: implement `check`; `not_<kind>` comes for free."""
+
+    def check(self, sample: Result) -> Check:
+        """Whether `sample` passes, with the reason for either answer."""
+        raise TypeError(f"{type(self).__name__} must implement check")
+
+    def score_one(self, sample: Result) -> Score:
+        return self.check(sample).score()
+
+
+class NegatedMetric(Metric):
+    """`not_<kind>`: passes when the wrapped check fails; fails with the reason the check passed."""
+
+    def __init__(self, inner: CheckMetric, options: MetricOptions) -> None:
         self.inner = inner
         self.kind = f"not_{inner.kind}"
         self.requires = inner.requires  # type: ignore[misc]
         super().__init__(options)
 
     def score_one(self, sample: Result) -> Score:
-        s = self.inner.score_one(sample)
-        assert isinstance(s, Score)
-        v = None if s.value is None else 1.0 - s.value
-        return Score(v, None if v is None else v >= 1.0, s.reason, s.details, s.error)
+        return self.inner.check(sample).score(negate=True)
 
     def config(self) -> dict[str, Any]:
         return {**self.inner.config(), "kind": self.kind, "name": self.name}

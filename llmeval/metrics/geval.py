@@ -202,6 +202,12 @@ class GEval(JudgeMetric):
         self._steps: list[str] | None = None
         self.requires = frozenset({"judge"} | {f for f in self.form.fields if f in ("expected", "contexts")})
 
+    def judge_calls(self) -> tuple[list[str], list[str]]:
+        # Steps once per metric (unless given); per result one form with logprobs, else `samples`.
+        once = [self.template("geval_steps.j2")] if self.form.steps is None and self._needs_steps() else []
+        form = self.form.prompt if self.form.prompt is not None else self.template("geval.j2")
+        return once, [form] * (1 if self.form.logprobs else self.form.samples)
+
     def _needs_steps(self) -> bool:
         return self.form.prompt is None or "steps" in template_variables(self.form.prompt)
 

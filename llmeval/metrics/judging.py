@@ -194,6 +194,16 @@ class JudgeMetric(Metric, ABC):
 
         return redact(super().config(), resolved=True)  # options hold resolved ${VAR}s: never stored
 
+    def judge_calls(self) -> tuple[list[str], list[str]]:
+        """The prompt templates of the judge calls made once per run and per scored result, for
+        --dry-run's estimate (a re-ask after an unparseable answer is not counted). Default: each of
+        `prompt_names` once per result."""
+        return [], [self.template(name) for name in self.prompt_names]
+
+    def template(self, name: str) -> str:
+        """The text of prompt template `name` (the project's override when there is one)."""
+        return prompt_file(name, self.metrics_dir).read_text(encoding="utf-8")
+
     def prompts_dir(self, ctx: ScoringContext) -> Path | None:
         """The project's metrics/ folder for prompt overrides (the run's, else the one found at load)."""
         return ctx.metrics_dir if ctx.metrics_dir is not None else self.metrics_dir

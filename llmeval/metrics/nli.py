@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from llmeval.errors import ConfigError, MissingDependencyError
+from llmeval.errors import ConfigError, MissingDependencyError, install_hint
 
-_INSTALL = "pip install 'llmeval[neural]'"
+_INSTALL = install_hint("neural")
 _SPECIAL_TOKENS = 4  # [CLS] premise [SEP] hypothesis [SEP] (RoBERTa-style models use one more)
 
 

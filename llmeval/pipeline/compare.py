@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from llmeval.decide.compare import Comparison, compare_runs, max_drop_gates
+from llmeval.errors import UsageError
 from llmeval.report.render import write_comparison
 from llmeval.results.runlog import Run, load_run
 
@@ -26,14 +27,27 @@ class CompareOutcome:
 
 
 def compare_dirs(base_dir: Any, cand_dir: Any, out_dir: Any = None, seed: int | None = None,
-                 resamples: int = 10_000, allow_damaged: bool = False) -> CompareOutcome:
+                 resamples: int = 10_000, allow_damaged: bool = False, force: bool = False) -> CompareOutcome:
     """Load two run directories, compare them, decide the candidate suite's max_drop gates and write
     compare.html and compare.md (into `out_dir`, default the candidate's run directory). A damaged
-    results.jsonl in either raises DamagedRunError unless `allow_damaged`."""
+    results.jsonl in either raises DamagedRunError unless `allow_damaged`.
+
+    Runs of different suites, or with no (case, target) in common, are refused (UsageError, nothing
+    written) unless `force`."""
     base, cand = load_run(base_dir, allow_damaged), load_run(cand_dir, allow_damaged)
+    names = [(r.manifest.get("suite") or {}).get("name") for r in (base, cand)]
+    if names[0] != names[1] and not force:
+        raise UsageError(f"the runs are of different suites: {names[0]!r} ({base_dir}) and {names[1]!r} ({cand_dir})",
+                         hint="compare two runs of one suite, or pass --force to compare them anyway")
     if seed is None:
         seed = int((cand.manifest.get("stats") or {}).get("seed") or 0)
     cmp = compare_runs(base, cand, seed=seed, resamples=resamples)
+    if not cmp.cases and not force:
+        raise UsageError(
+            f"no (case, target) pair is in both runs: {len(cmp.only_in_base)} result(s) only in {base_dir}, "
+            f"{len(cmp.only_in_cand)} only in {cand_dir}",
+            hint="the runs share no case id on a common target id; pass --force to write the empty comparison",
+        )
     gates = max_drop_gates(base, cand)
     # The reports show the candidate's own gates with its max_drop gates decided against `base`.
     kept = [g for g in cand.manifest.get("gates") or [] if g.get("kind") != "max_drop"]

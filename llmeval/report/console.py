@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from llmeval.report.view import usd
 from llmeval.results.records import Result
 
 
@@ -111,7 +112,7 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
         ("errors", lambda e: str(e.get("errors", 0))),
         ("latency p50/p95 ms", lambda e: f"{fmt(e['latency_ms']['p50'], 0)} / {fmt(e['latency_ms']['p95'], 0)}"),
         ("tokens in/out", lambda e: f"{e['tokens']['prompt']:,} / {e['tokens']['completion']:,}"),
-        ("cost", lambda e: f"${e['cost_usd']:.4f}" if e.get("cost_usd") is not None else "–"),
+        ("cost", lambda e: usd(e.get("cost_usd"))),
     ]
     if has_metric_errors(summary):
         at = next(i for i, (label, _) in enumerate(totals) if label == "errors") + 1
@@ -121,7 +122,7 @@ def print_summary(manifest: dict[str, Any], run_dir: str) -> None:
     out.print(table)
     judge = manifest.get("judge_usage")
     if judge and (judge.get("calls") or judge.get("cached")):
-        cost = f", ${judge['cost_usd']:.4f}" if judge.get("cost_usd") else ""
+        cost = f", {usd(judge['cost_usd'])}" if judge.get("cost_usd") else ""
         out.print(f"[dim]judge: {judge['calls']} calls ({judge['cached']} cached, {judge['errors']} errors), "
                   f"tokens {judge['tokens']['prompt']:,} / {judge['tokens']['completion']:,}{cost}[/]")
     for tid in targets:
@@ -179,12 +180,21 @@ def print_dry_run(plans: list[dict[str, Any]]) -> None:
         for col in ("target", "kind", "calls", "cached", "to call", "est. prompt tokens", "est. cost"):
             table.add_column(col, justify="left" if col in ("target", "kind") else "right")
         for t in p["targets"]:
-            cost = "–" if t["est_cost_usd"] is None else f"${t['est_cost_usd']:.4f}"
+            cost = usd(t["est_cost_usd"])
             table.add_row(t["id"], t["kind"], str(t["calls"]), str(t["cached"]), str(t["to_call"]),
                           f"{t['est_prompt_tokens']:,}", cost)
         console().print(table)
-        if p.get("judge_metrics"):
-            console().print(f"judge metrics ({', '.join(p['judge_metrics'])}) add judge calls per scored result")
+        if p.get("judge"):
+            table = Table(title="judge calls (before the cache; re-asks not counted)", title_justify="left")
+            for col in ("metric", "judge", "calls", "per run + per result", "est. prompt tokens", "est. cost"):
+                table.add_column(col, justify="left" if col in ("metric", "judge") else "right")
+            for j in p["judge"]:
+                table.add_row(_esc(j["metric"]), _esc(j["judge"]), f"{j['calls']:,}",
+                              f"{j['calls_once']} + {j['calls_per_result']}", f"{j['est_prompt_tokens']:,}",
+                              usd(j["est_cost_usd"]))
+            console().print(table)
+        for warning in p.get("warnings", []):
+            console(stderr=True).print(f"[yellow]warning:[/] {_esc(warning)}")
 
 
 def print_header(manifest: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from llmeval.config.files import ensure_dir
-from llmeval.errors import MissingDependencyError, UsageError
+from llmeval.errors import MissingDependencyError, UsageError, install_hint
 from llmeval.results.runlog import MANIFEST, load_run
 
 FORMATS = ("csv", "parquet", "jsonl")
@@ -23,7 +23,7 @@ def results_frame(run_dir: str | Path, allow_damaged: bool = False) -> Any:
     try:
         df = run.to_dataframe()
     except ImportError:
-        raise MissingDependencyError("export needs pandas", hint="pip install 'llmeval[data]'") from None
+        raise MissingDependencyError("export needs pandas", hint=install_hint("data")) from None
     from llmeval.report.view import metric_keys
 
     keys = metric_keys(run.manifest)
@@ -73,6 +73,6 @@ def export_run(run_dir: str | Path, formats: list[str], out: str | Path | None =
             try:
                 _flatten(df, keep_lists=True).to_parquet(path, index=False)
             except ImportError:
-                raise MissingDependencyError("parquet export needs pyarrow", hint="pip install pyarrow") from None
+                raise MissingDependencyError("parquet export needs pyarrow", hint=install_hint("data")) from None
         written.append(path)
     return written

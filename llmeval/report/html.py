@@ -27,6 +27,7 @@ from llmeval.report.view import (
     spread_text,
     text_of,
     thresholds,
+    usd,
 )
 from llmeval.results.runlog import Run
 
@@ -155,7 +156,7 @@ def _metrics_table(run: Run, cmp: Any) -> str:
                                            f"{_num((x.get('latency_ms') or {}).get('p95'), 0)}", None),
         ("tokens in / out", lambda x: f"{(x.get('tokens') or {}).get('prompt', 0):,} / "
                                       f"{(x.get('tokens') or {}).get('completion', 0):,}", None),
-        ("cost", lambda x: "–" if x.get("cost_usd") is None else f"${x['cost_usd']:.4f}", None),
+        ("cost", lambda x: usd(x.get("cost_usd")), None),
     ]
     for label, fn, cmp_key in totals:
         cells = []

@@ -105,7 +105,7 @@ def _testcase(parent: ET.Element, r: Result, classname: str, thr: dict[str, floa
                                             "time": _seconds(r.latency_ms)})
     if r.error is not None:
         err = ET.SubElement(tc, "error", {"message": clean(r.error.message, 1000), "type": clean(r.error.type)})
-        err.text = clean(f"{r.error.type}: {r.error.message}", MAX_TEXT)
+        err.text = clean(r.error.details or f"{r.error.type}: {r.error.message}", MAX_TEXT)
         return
     if r.passed:
         return

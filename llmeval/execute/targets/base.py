@@ -57,6 +57,10 @@ class Target(ABC):
 
         return len(json.dumps(request, ensure_ascii=False)) // 4
 
+    async def warm_up(self) -> None:  # noqa: B027 - optional hook; most targets need none
+        """Do, before any clock starts, the one-time work of a first call (imports, clients), so
+        it counts in no case's latency. Must not call the system under test."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook; most targets hold nothing
         """Release clients and models."""
 

@@ -21,7 +21,6 @@ class HttpTarget(Target):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._client: Any = None
-        import httpx  # noqa: F401  (now, so the first call's latency does not include the import)
 
     def prepare(self, case: Case) -> dict[str, Any]:
         v = self.variables(case)
@@ -41,14 +40,30 @@ class HttpTarget(Target):
         headers = {k: v for k, v in request["headers"].items() if not is_secret_name(k)}
         return {"kind": self.kind, **request, "headers": headers}
 
-    async def send(self, request: dict[str, Any], case: Case, timeout: float) -> TargetResponse:
+    def _http(self) -> Any:
         import httpx
 
         if self._client is None:
             limits = httpx.Limits(max_connections=self.spec.concurrency or 100, max_keepalive_connections=100)
             self._client = httpx.AsyncClient(limits=limits)
+        return self._client
+
+    async def warm_up(self) -> None:
+        # The client (its SSL context) and httpx's first request path cost ~40-80 ms: spent here,
+        # on a loopback port that refuses, not in the first cases' latency.
+        import contextlib
+
+        import httpx
+
+        from llmeval.execute.warmup import refusing_url
+
+        with refusing_url("/warm-up") as url, contextlib.suppress(httpx.HTTPError):
+            await self._http().post(url, json={}, timeout=5)
+
+    async def send(self, request: dict[str, Any], case: Case, timeout: float) -> TargetResponse:
+
         try:
-            resp = await self._client.request(
+            resp = await self._http().request(
                 request["method"],
                 request["url"],
                 headers=request["headers"],

@@ -27,12 +27,14 @@ class ModelTarget(Target):
             from llmeval.execute.providers.local import resolve_local_model
 
             resolve_local_model(self.spec.model)
-        elif self.spec.model:
-            # Import litellm (~3 s) now, not inside the first timed call: otherwise the first
-            # case's latency includes the import and a short timeout_s fails it.
-            from llmeval.execute.providers.litellm_api import _lib
 
-            _lib()
+    async def warm_up(self) -> None:
+        # litellm's import (~3 s) and its first call's setup must not count in a case's latency
+        # or timeout (local/ models are loaded by the runner's preload).
+        if self.spec.model and not self.spec.model.startswith("local/"):
+            from llmeval.execute.providers.litellm_api import warm_up
+
+            await warm_up(self.spec.model, self.spec.api_base)
 
     def prepare(self, case: Case) -> dict[str, Any]:
         v = self.variables(case)

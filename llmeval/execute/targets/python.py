@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import importlib
 import inspect
 import sys
@@ -70,15 +71,30 @@ class PythonTarget(Target):
                     self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"llmeval-{self.id}")
                 value = await asyncio.get_running_loop().run_in_executor(self._pool, self.fn, case)
         except Exception as e:  # the user's code failed: a recorded error, not a crash
-            raise faults.from_user_code(e) from None
+            fault = faults.from_user_code(e)
+            if fault is not e:  # a TargetCallError raised on purpose keeps what it says
+                fault.details = user_traceback(e)
+            raise fault from None
         return _response(value)
-
 
     async def aclose(self) -> None:
         if self._pool is not None:
             # Don't wait: a call that timed out may still be running in a thread.
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def user_traceback(e: BaseException) -> str:
+    """The traceback of `e` from the first frame of the user's code (llmeval's and asyncio's
+    frames that called it left out)."""
+    import traceback
+
+    internal = (str(Path(__file__).resolve().parents[2]), str(Path(asyncio.__file__).parent),
+                str(Path(concurrent.futures.__file__).parent))
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename.startswith(internal):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(e), e, tb)).rstrip()
 
 
 def _response(value: Any) -> TargetResponse:
