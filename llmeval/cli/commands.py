@@ -19,6 +19,7 @@ from llmeval.cli.app import (
     handles_errors,
     list_app,
     outcome_json,
+    parse_executor,
     parse_formats,
     parse_shard,
     parse_vars,
@@ -46,6 +47,14 @@ def run(
     ),
     var: list[str] | None = typer.Option(None, "--var", help="Template variable KEY=VALUE (repeatable)."),
     max_errors: int | None = typer.Option(None, "--max-errors", min=0, help="Fail (exit 3) when more results error."),
+    executor: str | None = typer.Option(
+        None, "--executor", help="Where calls run: local (this process) or ray (a Ray cluster; needs llmeval[ray])."
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="With --executor ray: join this cluster (default: start a local Ray instance)."
+    ),
+    ray_num_cpus: float | None = typer.Option(None, "--ray-num-cpus", min=0, help="CPUs per model actor on Ray."),
+    ray_num_gpus: float | None = typer.Option(None, "--ray-num-gpus", min=0, help="GPUs per model actor on Ray."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Expand cases and estimate calls, tokens and cost; call nothing."
     ),
@@ -65,6 +74,8 @@ def run(
         out_dir=out, targets=target, concurrency=concurrency, no_cache=no_cache, limit=limit, tags=tag,
         epochs=epochs, baseline=baseline, shard=parse_shard(shard), resume=resume,
         formats=parse_formats(format, REPORT_FORMATS), variables=parse_vars(var), max_errors=max_errors,
+        executor=parse_executor(executor), ray_address=ray_address, ray_num_cpus=ray_num_cpus,
+        ray_num_gpus=ray_num_gpus,
     )
     if baseline is not None:
         from llmeval.decide.baseline import check_baseline_path

@@ -24,6 +24,13 @@ class RunOptions:
     formats: list[str] = field(default_factory=lambda: ["html", "md", "junit"])
     variables: dict[str, str] = field(default_factory=dict)
     max_errors: int | None = None
+    executor: str | None = None
+    """`local` or `ray`; None: the suite's `defaults.executor.kind` (local unless it says ray)."""
+    ray_address: str | None = None
+    """A Ray cluster to join; None: the suite's, else a local Ray instance is started."""
+    ray_num_cpus: float | None = None
+    ray_num_gpus: float | None = None
+    """Resources of each model actor on Ray; None: the suite's `defaults.executor.models`."""
     progress: Any = None
     """A callable factory(total, description) -> object with advance(result) and close(); None for silence."""
     quiet: bool = False

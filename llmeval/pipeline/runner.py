@@ -15,9 +15,9 @@ from llmeval.execute.engine import Engine, policy_for
 from llmeval.execute.targets.base import Target, build_target
 from llmeval.metrics.base import ScoringContext
 from llmeval.metrics.scoring import score_results
+from llmeval.pipeline.executors import Executor, open_executor
 from llmeval.pipeline.manifest import build_manifest, now, write_manifest
 from llmeval.pipeline.options import RunOptions
-from llmeval.pipeline.preload import preload_local_models
 from llmeval.results.records import Result, WorkItem
 from llmeval.results.runlog import RunWriter, load_run, new_run_id, read_results
 from llmeval.results.summary import build_summary
@@ -55,7 +55,8 @@ def run_suite(suite: Suite | str | Path | None, options: RunOptions) -> RunOutco
         suite = load_suite(suite or "", options.variables)
     if resume_manifest is not None:
         check_unchanged(suite, resume_manifest, options.resume)
-    return asyncio.run(_run(suite, options, resume_manifest))
+    with open_executor(suite, options) as executor:
+        return asyncio.run(_run(suite, options, resume_manifest, executor))
 
 
 def check_unchanged(suite: Suite, manifest: dict[str, Any], run_dir: Path | None) -> None:
@@ -117,10 +118,12 @@ def build_targets(suite: Suite, ids: list[str]) -> dict[str, Target]:
     return out
 
 
-async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any] | None) -> RunOutcome:
+async def _run(
+    suite: Suite, options: RunOptions, resume_manifest: dict[str, Any] | None, executor: Executor
+) -> RunOutcome:
     items, ids, epochs = plan(suite, options)
     targets = build_targets(suite, ids)
-    await preload_local_models(suite, targets, options.quiet)
+    await executor.preload(suite, targets, options.quiet)
     if resume_manifest is not None and options.resume is not None:
         run_dir = options.resume
         run_id = resume_manifest["run_id"]
@@ -144,6 +147,7 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
         writer.rewrite_results(done)  # drop errored lines: they are retried
     manifest = build_manifest(suite, options, run_id, ids, epochs, targets)
     manifest["started_at"] = (resume_manifest or {}).get("started_at", manifest["started_at"])
+    manifest["executor"] = executor.describe()
     writer.write_manifest(manifest)
     results = list(done)
     progress = options.progress(len(items), suite.name, len(done)) if options.progress else None
@@ -158,8 +162,9 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
     for tid, t in targets.items():
         if hasattr(t, "concurrency"):  # targets with their own thread pool size it to the policy
             t.concurrency = policies[tid].concurrency
-    engine = Engine(targets, policies, cache, on_result, options.max_errors)
+    engine = executor.engine(suite, targets, policies, cache, on_result, options.max_errors)
     interrupted = await _execute(engine, todo)
+    manifest["executor"] = executor.describe()
     if progress is not None:
         progress.close()
     judge = None
@@ -174,10 +179,12 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
             )
         judge = make_judge(suite, cache, options)
         ctx = ScoringContext(
-            suite_dir=suite.dir, metrics_dir=metrics_dir(suite), judge=judge, seed=suite.spec.defaults.seed
+            suite_dir=suite.dir, metrics_dir=metrics_dir(suite), judge=judge, seed=suite.spec.defaults.seed,
+            models=executor.models,
         )
         results.sort(key=lambda r: (r.epoch, r.case_id, r.target))
         await score_results(results, suite.metrics, ctx)
+        manifest["executor"] = executor.describe()  # now with the model actors scoring started
     finally:
         for t in targets.values():
             await t.aclose()
