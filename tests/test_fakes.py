@@ -191,3 +191,20 @@ def test_rag_scripted_faults_then_recovery(fake_rag: FakeRAG) -> None:
     assert responses[0].headers["retry-after"] == "1"
     assert responses[2].json()["sources"][0]["id"] == "gift-cards"
     assert httpx.post(f"{fake_rag.url}/ask", json={"top_k": 2}, timeout=5).status_code == 400
+
+
+def test_peak_in_flight_counts_the_requests_answered_at_once(fake_openai: FakeOpenAI) -> None:
+    fake_openai.latency_ms = 100
+
+    async def burst(n: int) -> None:
+        async with httpx.AsyncClient(timeout=5) as client:
+            body = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
+            await asyncio.gather(*(client.post(f"{fake_openai.base_url}/chat/completions", json=body)
+                                   for _ in range(n)))
+
+    asyncio.run(burst(5))
+    assert fake_openai.peak_in_flight == 5
+    chat(fake_openai, "one more")  # alone: the high-water mark stays
+    assert fake_openai.peak_in_flight == 5
+    fake_openai.reset()
+    assert fake_openai.peak_in_flight == 0

@@ -23,13 +23,14 @@ def reraise(e: ray.exceptions.RayTaskError) -> Exception:
 class MetricModel:
     """One metric rebuilt from its options on the actor; its model loads on the first call, once."""
 
-    def __init__(self, cls: type, options: Any, base_dir: str | None) -> None:
-        self.recipe = (cls, options, Path(base_dir) if base_dir else None)
+    def __init__(self, cls: type, kind: str, options: Any, base_dir: str | None) -> None:
+        self.recipe = (cls, kind, options, Path(base_dir) if base_dir else None)
         self.metric: Any = None
 
     def call(self, method: str, *args: Any) -> Any:
         if self.metric is None:  # built here, not in __init__: a failure then comes back as itself
-            cls, options, where = self.recipe
+            cls, kind, options, where = self.recipe
+            cls.kind = kind  # as the registry names it in the driver (scores are keyed by it)
             self.metric = cls(options, base_dir=where) if getattr(cls, "wants_base_dir", False) else cls(options)
         return getattr(self.metric, method)(*args)
 
@@ -79,7 +80,7 @@ class ModelHost:
         actor = self.metrics.get(key)
         if actor is None:
             actor = self.metrics[key] = MetricModel.options(**self.resources).remote(
-                cls, metric.options, self.base_dir)
+                cls, metric.kind, metric.options, self.base_dir)
             self.hosted.append(metric.name)
         try:
             return await actor.call.remote(method, *args)

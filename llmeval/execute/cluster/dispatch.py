@@ -6,6 +6,7 @@ it alone writes results.jsonl from `on_result`, and the response cache from what
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
 from collections import defaultdict
@@ -128,7 +129,8 @@ class RayEngine:
                     async for ref in stream:
                         self._take(await ref, holder)
                 except asyncio.CancelledError:
-                    ray.cancel(stream)
+                    with contextlib.suppress(Exception):  # already finished, or its worker is gone
+                        ray.cancel(stream)
                     raise
                 except ray.exceptions.RayTaskError as e:
                     cause = e.cause
