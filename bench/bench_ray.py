@@ -4,7 +4,8 @@ N cases (default 20,000) of a model target against the fake OpenAI server (its o
 50 ms latency), concurrency 256, one check metric, no reports, no cache. Each mode runs as its
 own `python` process that calls `run_suite`, so the driver's peak RSS is that process's alone
 (Ray's workers, raylet and GCS are other processes). The Ray mode starts its local instance
-(`executor: {kind: ray, workers: 2}`); start-up is reported apart from the execution.
+(`executor: {kind: ray, workers: 2}`); start-up is reported apart from the execution. Ray runs
+its workers at nice 15: on a machine shared with other work, `RAY_worker_niceness=0` levels them.
 
     python bench/bench_ray.py [--cases 20000] [--concurrency 256] [--latency-ms 50] [--repeat 1]
 """
@@ -47,6 +48,7 @@ DRIVER = textwrap.dedent("""\
     print(json.dumps({"n": len(outcome.results), "errors": errors, "startup": Clock.started - t0,
                       "engine": Clock.done - Clock.started, "to_end": end - Clock.started, "total": end - t0,
                       "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "cpu": time.process_time(),
                       "executor": outcome.manifest["executor"]}))
     """)
 
@@ -113,18 +115,20 @@ def main() -> None:
         fake.terminate()
         fake.wait(timeout=10)
     floor = args.cases * args.latency_ms / 1000 / args.concurrency
-    header = ("mode", "start-up s", "execution s", "results/s", "wall s", "driver RSS MB", "units", "workers")
+    header = ("mode", "start-up s", "execution s", "results/s", "wall s", "driver CPU s", "driver RSS MB", "units",
+              "workers")
     table = []
     for mode, got in runs.items():
-        med = {k: statistics.median(r[k] for r in got) for k in ("startup", "to_end", "total", "rss_mb")}
+        med = {k: statistics.median(r[k] for r in got) for k in ("startup", "to_end", "total", "rss_mb", "cpu")}
         ex = got[-1]["executor"]
         table.append((mode, f"{med['startup']:.1f}", f"{med['to_end']:.1f}", f"{got[-1]['n'] / med['to_end']:,.0f}",
-                      f"{med['total']:.1f}", f"{med['rss_mb']:.0f}", str(ex.get("units", "-")),
+                      f"{med['total']:.1f}", f"{med['cpu']:.1f}", f"{med['rss_mb']:.0f}", str(ex.get("units", "-")),
                       str(ex.get("workers", "-"))))
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
     print(f"{args.cases:,} cases, 1 model target, {args.latency_ms:g} ms fake latency, concurrency "
           f"{args.concurrency} (network floor {floor:.1f} s); median of {args.repeat}; "
-          f"load average (1 min) over the runs: {', '.join(loads)}")
+          f"load average (1 min) over the runs: {', '.join(loads)}; Ray worker niceness "
+          f"{os.environ.get('RAY_worker_niceness', '15 (Ray default)')}")
     for row in [header, tuple("-" * w for w in widths), *table]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
 

@@ -359,3 +359,38 @@ def test_model_actors_asking_for_a_gpu_the_cluster_lacks_is_a_usage_error(cluste
     assert result.exit_code == 2
     assert "model actors ask for 1 GPU(s) but the Ray cluster has 0" in result.output
     assert not Path("runs").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None,
+                    reason="needs torch and transformers (llmeval[neural])")
+def test_nli_groundedness_and_answer_relevance_on_model_actors_equal_in_process(
+    cluster: str, here: Path, fake_openai: FakeOpenAI
+) -> None:
+    from tests.judgehelpers import tiny_nli_model, write_suite
+
+    questions = {"returned": ["How long do I have to return an item?", "Can items be returned?"],
+                 "sky": ["What colour is the sky?"]}
+    fake_openai.default = lambda body: json.dumps(
+        {"questions": questions["sky" if "sky" in body["messages"][-1]["content"] else "returned"],
+         "noncommittal": False})
+    model = tiny_nli_model(here / "tiny-nli")
+    contexts = "[Items can be returned within 30 days of delivery., Refunds are paid to the card.]"
+    cases = "\n".join(f"  - {{id: c{i}, input: How long do I have to return an item?, contexts: {contexts}}}"
+                      for i in range(4))
+    outputs = [{"id": f"c{i}", "output": ["Items can be returned. Refunds are paid to the card.",
+                                          "The sky is green.", "Items are paid within 30 days.",
+                                          "Refunds can be returned to the card. The sky is green."][i]}
+               for i in range(4)]
+    metrics = f"  - groundedness: {{method: nli, model: '{model}', support_threshold: 0.3}}\n  - answer_relevance"
+    suite = write_suite(here, fake_openai, outputs, cases, metrics)
+    assert run(str(suite), "-o", "one").exit_code == 0
+    assert run(str(suite), "-o", "ray", "--executor", "ray", "--ray-num-cpus", "0.5").exit_code == 0
+    a, b = rows(new_run("one")), rows(new_run("ray"))
+    assert manifest(new_run("ray"))["executor"]["model_actors"] == ["groundedness", "answer_relevance"]
+    for x, y in zip(a, b, strict=True):
+        for key in ("groundedness", "answer_relevance"):
+            sx, sy = x["scores"][key], y["scores"][key]
+            assert sx["value"] is not None and abs(sx["value"] - sy["value"]) <= 1e-6
+            assert sx["reason"] == sy["reason"]
+    sims = [r["scores"]["answer_relevance"]["details"]["similarities"] for r in b]
+    assert sims[0] == pytest.approx([1.0, sims[0][1]], abs=1e-5) and sims[1] != sims[0]

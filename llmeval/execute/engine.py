@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -50,7 +49,7 @@ async def call_with_retries(
     attempt = 0
     while True:
         try:
-            async with gate or contextlib.nullcontext():
+            async with gate or nullcontext():
                 started = time.perf_counter()
                 value = await asyncio.wait_for(call(), policy.timeout_s)
                 return value, (time.perf_counter() - started) * 1000

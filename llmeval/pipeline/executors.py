@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from llmeval.config.spec import ExecutorSpec
-from llmeval.errors import MissingDependencyError
+from llmeval.errors import MissingDependencyError, UsageError
 from llmeval.execute.cache import ResponseCache
 from llmeval.execute.engine import CallPolicy, Engine
 from llmeval.execute.targets.base import Target
@@ -81,6 +81,20 @@ class OnRay:
 
     async def preload(self, suite: Suite, targets: dict[str, Target], quiet: bool) -> None:
         await preload_local_models(suite, targets, quiet, load=self.models.load_local)
+        self.unit_cpus()  # before the run directory exists
+
+    def unit_cpus(self) -> float:
+        """The CPUs left for work units once the local model actors hold theirs (also what a
+        metric's model actor needs later)."""
+        held = len(self.models.local_models) * self.spec.models.num_cpus
+        cpus = self.session.cpus - held
+        if cpus < max(1.0, self.spec.models.num_cpus):
+            raise UsageError(
+                f"the Ray cluster has {self.session.cpus:g} CPUs and the local model actors hold {held:g}: "
+                "nothing would be left for the work units or the metrics' models",
+                hint="give each model actor less (--ray-num-cpus 0.5, or executor.models.num_cpus), "
+                "or use a bigger cluster")
+        return cpus
 
     def engine(self, suite: Suite, targets: dict[str, Target], policies: dict[str, CallPolicy],
                cache: ResponseCache, on_result: Callable[[Result], None], max_errors: int | None) -> Any:
@@ -92,8 +106,7 @@ class OnRay:
             suite_vars=suite.spec.vars, cwd=os.getcwd(), policies=policies, slots={},
             local_models=dict(self.models.local_models), cache_enabled=cache.enabled,
         )
-        # CPUs that local model actors hold are not there for units.
-        cpus = max(1.0, self.session.cpus - len(self.models.local_models) * self.spec.models.num_cpus)
+        cpus = self.unit_cpus()
         n_units = self.spec.units or UNITS_PER_CPU * int(cpus)
         self._engine = RayEngine(targets, job, policies, cache, on_result, max_errors,
                                  unit_of=lambda case_id: shard_of(case_id, n_units),

@@ -79,6 +79,11 @@ class ModelHost:
         key = f"{cls.__module__}.{cls.__qualname__}:{metric.options.model_dump_json()}"
         actor = self.metrics.get(key)
         if actor is None:
+            # Metrics score one after another: the one before is done, and its actor's CPUs or GPU
+            # go to this one (three models of 1 CPU each would otherwise wait forever on 2 CPUs).
+            for done in self.metrics.values():
+                ray.kill(done)
+            self.metrics.clear()
             actor = self.metrics[key] = MetricModel.options(**self.resources).remote(
                 cls, metric.kind, metric.options, self.base_dir)
             self.hosted.append(metric.name)
