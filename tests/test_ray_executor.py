@@ -23,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from llmeval.cli.main import app
+from llmeval.suite.cases import shard_of
 from tests.fakes import FakeOpenAI
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
@@ -394,3 +395,27 @@ def test_nli_groundedness_and_answer_relevance_on_model_actors_equal_in_process(
             assert sx["reason"] == sy["reason"]
     sims = [r["scores"]["answer_relevance"]["details"]["similarities"] for r in b]
     assert sims[0] == pytest.approx([1.0, sims[0][1]], abs=1e-5) and sims[1] != sims[0]
+
+
+def test_a_unit_whose_worker_dies_every_time_ends_the_run_with_its_results_saved(cluster: str, here: Path) -> None:
+    mod = module("""\
+        import os, signal
+        def answer(case):
+            if case.id == "c013":
+                os.kill(os.getpid(), signal.SIGKILL)  # this case takes its worker down, every time
+            return "answer " + case.id
+        """)
+    cases = "\n".join(f"  - {{id: c{i:03d}, input: q{i}}}" for i in range(40))
+    Path("suite.yaml").write_text(f"name: doomed\ndefaults: {{executor: {{kind: ray, unit_retries: 1}}}}\n"
+                                  f"targets: [{{id: py, python: '{mod}:answer'}}]\ncases:\n{cases}\n"
+                                  "metrics: [{contains: {value: answer}}]\n")
+    result = run("suite.yaml", "-o", "runs")
+    assert result.exit_code == 3, result.output
+    assert "gave up after 2 attempt(s); last: WorkerCrashedError" in result.output
+    assert "continue with --resume" in result.output
+    run_dir = new_run("runs")
+    done = {r["case_id"] for r in rows(run_dir)}
+    doomed = shard_of("c013", 8)  # 8 units: 4 per CPU
+    others = {f"c{i:03d}" for i in range(40) if shard_of(f"c{i:03d}", 8) != doomed}
+    assert others <= done and "c013" not in done  # every other unit finished: its results are on disk
+    assert manifest(run_dir)["status"] == "partial"

@@ -93,10 +93,12 @@ class RayEngine:
         self._tasks = [asyncio.create_task(self._unit(u, unit_items, job, slots))
                        for u, unit_items in sorted(units.items())]
         try:
-            await asyncio.gather(*self._tasks)
-        except asyncio.CancelledError:
-            if not self.aborted:
-                raise
+            # A unit that fails lets the others finish (their results are saved for --resume); the
+            # first failure is raised after. A stop() cancels them all and returns.
+            outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
+            failures = [e for e in outcomes if isinstance(e, Exception)]
+            if failures:
+                raise failures[0]
         finally:
             for t in self._tasks:
                 t.cancel()
@@ -116,15 +118,21 @@ class RayEngine:
 
     async def _unit(self, unit: int, items: list[WorkItem], job: Any, slots: dict[str, Any]) -> None:
         """One unit to the end: sent again (only its unfinished items) when its worker dies."""
-        attempt = 0
+        attempt, last = 0, ""
         while True:
             todo = [it for it in items if it.key in self._pending]
             if not todo:
                 return
+            if attempt > self.unit_retries:
+                raise RunError(f"work unit {unit} gave up after {attempt} attempt(s); last: {last}",
+                               hint="the finished results are saved: continue with --resume")
+            if attempt:
+                self.info["resubmitted_units"] += 1
             async with self.window:
                 holder = f"{self._run}-u{unit}-a{attempt}"
                 stream = run_unit.options(num_cpus=self.unit_cpus, name=f"llmeval-unit-{unit}").remote(
                     job, UnitPayload(holder, todo, self._cached(todo)))
+                last = f"its worker ended without {len(todo)} results"  # unless a result comes for each
                 try:
                     async for ref in stream:
                         self._take(await ref, holder)
@@ -138,11 +146,7 @@ class RayEngine:
                         raise cause from None
                     raise RunError(f"work unit {unit} failed on its worker: {type(cause).__name__}: {cause}") from None
                 except RESUBMIT as e:
-                    if attempt >= self.unit_retries:
-                        raise RunError(f"work unit {unit} failed {attempt + 1} times; last: {type(e).__name__}: "
-                                       f"{str(e).splitlines()[0]}",
-                                       hint="the finished results are saved: continue with --resume") from None
-                    self.info["resubmitted_units"] += 1
+                    last = f"{type(e).__name__}: {str(e).splitlines()[0]}"
                 finally:
                     for actor in slots.values():
                         actor.drop.remote(holder)  # a dead worker's slots come back at once
