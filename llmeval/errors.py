@@ -76,6 +76,10 @@ class TargetCallError(Exception):
         self.kind, self.message = kind, message
         self.retryable, self.retry_after, self.status = retryable, retry_after, status
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, bool, float | None, int | None]]:
+        # Pickled whole (a model actor on a Ray cluster raises it in another process).
+        return (type(self), (self.kind, self.message, self.retryable, self.retry_after, self.status))
+
 
 class Interrupted(LlmevalError):
     """Ctrl-C or SIGTERM: finished results are on disk; `--resume` continues (exit 130)."""

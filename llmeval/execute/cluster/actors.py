@@ -10,13 +10,8 @@ from typing import Any
 
 import ray
 
-from llmeval.execute.cluster.units import model_route
+from llmeval.execute.cluster.units import model_route, raised_there
 from llmeval.execute.providers.chat import route_local
-
-
-def reraise(e: ray.exceptions.RayTaskError) -> Exception:
-    """The exception an actor method raised, as it was raised there."""
-    return e.cause if isinstance(e.cause, Exception) else e
 
 
 @ray.remote
@@ -90,7 +85,7 @@ class ModelHost:
         try:
             return await actor.call.remote(method, *args)
         except ray.exceptions.RayTaskError as e:
-            raise reraise(e) from None
+            raise raised_there(e) from None
 
     async def load_local(self, model: str) -> LoadInfo:
         """Start the model's actor, wait for the model to load, and route this process's calls to it."""
@@ -99,7 +94,7 @@ class ModelHost:
             info = await actor.load.remote()
         except ray.exceptions.RayTaskError as e:
             ray.kill(actor)
-            raise reraise(e) from None
+            raise raised_there(e) from None
         self.local_models[model] = actor
         self.hosted.append(model)
         route_local(model, model_route(actor))

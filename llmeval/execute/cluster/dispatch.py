@@ -18,7 +18,7 @@ import ray
 from llmeval.errors import LlmevalError, RunError
 from llmeval.execute.cache import ResponseCache, cache_key
 from llmeval.execute.cluster.slots import CallSlots
-from llmeval.execute.cluster.units import UnitBatch, UnitJob, UnitPayload, run_unit
+from llmeval.execute.cluster.units import UnitBatch, UnitJob, UnitPayload, raised_there, run_unit
 from llmeval.execute.engine import CallPolicy
 from llmeval.execute.targets.base import Target
 from llmeval.results.records import CallStats, Result, WorkItem
@@ -141,7 +141,7 @@ class RayEngine:
                         ray.cancel(stream)
                     raise
                 except ray.exceptions.RayTaskError as e:
-                    cause = e.cause
+                    cause = raised_there(e)
                     if isinstance(cause, LlmevalError):
                         raise cause from None
                     raise RunError(f"work unit {unit} failed on its worker: {type(cause).__name__}: {cause}") from None

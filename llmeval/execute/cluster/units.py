@@ -115,14 +115,20 @@ class UnitRun:
             await t.aclose()
 
 
+def raised_there(e: ray.exceptions.RayTaskError) -> Exception:
+    """The exception a task or actor method raised, as it was raised there (a TargetCallError keeps
+    its kind and retryable flag for the engine's retry layer)."""
+    return e.cause if isinstance(e.cause, Exception) else e
+
+
 def model_route(actor: Any) -> Any:
-    """A `local/...` completion sent to the model's actor (its errors re-raised as they were raised there)."""
+    """A `local/...` completion sent to the model's actor."""
 
     async def complete(messages: list[dict[str, Any]], **options: Any) -> Any:
         try:
             return await actor.acomplete.remote(messages, options)
         except ray.exceptions.RayTaskError as e:
-            raise (e.cause if isinstance(e.cause, Exception) else e) from None
+            raise raised_there(e) from None
 
     return complete
 
