@@ -115,14 +115,15 @@ def main() -> None:
         fake.terminate()
         fake.wait(timeout=10)
     floor = args.cases * args.latency_ms / 1000 / args.concurrency
-    header = ("mode", "start-up s", "execution s", "results/s", "wall s", "driver CPU s", "driver RSS MB", "units",
-              "workers")
+    header = ("mode", "start-up s", "execution s", "results/s", "wall s", "driver CPU s", "workers' CPU s",
+              "driver RSS MB", "units", "workers")
     table = []
     for mode, got in runs.items():
         med = {k: statistics.median(r[k] for r in got) for k in ("startup", "to_end", "total", "rss_mb", "cpu")}
         ex = got[-1]["executor"]
         table.append((mode, f"{med['startup']:.1f}", f"{med['to_end']:.1f}", f"{got[-1]['n'] / med['to_end']:,.0f}",
-                      f"{med['total']:.1f}", f"{med['cpu']:.1f}", f"{med['rss_mb']:.0f}", str(ex.get("units", "-")),
+                      f"{med['total']:.1f}", f"{med['cpu']:.1f}", str(ex.get("worker_cpu_s", "-")),
+                      f"{med['rss_mb']:.0f}", str(ex.get("units", "-")),
                       str(ex.get("workers", "-"))))
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
     print(f"{args.cases:,} cases, 1 model target, {args.latency_ms:g} ms fake latency, concurrency "

@@ -56,10 +56,12 @@ class RayEngine:
         self.window = asyncio.Semaphore(max(1, units_at_once))
         self.errors = 0
         self.aborted = False
-        self.info: dict[str, Any] = {"units": 0, "resubmitted_units": 0, "workers": 0, "peak_in_flight": {}}
+        self.info: dict[str, Any] = {"units": 0, "resubmitted_units": 0, "workers": 0, "worker_cpu_s": 0.0,
+                                     "peak_in_flight": {}}
         self._run = uuid.uuid4().hex[:8]
         self._pending: set[tuple[str, str, int]] = set()
         self._attempt_stats: dict[str, dict[str, CallStats]] = {}
+        self._attempt_cpu: dict[str, float] = {}
         self._workers: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -110,6 +112,7 @@ class RayEngine:
                     pass
                 ray.kill(actor)
             self.info["workers"] = len(self._workers)
+            self.info["worker_cpu_s"] = round(sum(self._attempt_cpu.values()), 2)
 
     def stop(self) -> None:
         """Cancel every unit (running ones are cancelled on their workers); results in are kept."""
@@ -172,6 +175,7 @@ class RayEngine:
 
     def _take(self, batch: UnitBatch, holder: str) -> None:
         self._attempt_stats[holder] = batch.stats
+        self._attempt_cpu[holder] = batch.cpu_s
         self._workers.add(batch.worker)
         for key, kind, value in batch.cache:
             self.cache.put(key, kind, value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,8 @@ class UnitBatch:
     cache: list[tuple[str, str, Any]]
     stats: dict[str, CallStats]
     worker: str
+    cpu_s: float
+    """CPU seconds the worker process spent on this attempt so far (the engine, the clients, Ray)."""
 
 
 class UnitCache:
@@ -103,9 +106,11 @@ class UnitRun:
         self.engine = Engine(self.targets, {t: job.policies[t] for t in self.targets},
                              self.cache, self.outbox.append, None, gates)  # type: ignore[arg-type]
         self.worker = f"{ray.get_runtime_context().get_node_id()[:8]}:{os.getpid()}"
+        self.cpu_started = time.process_time()  # a worker process runs one unit at a time
 
     def take(self) -> UnitBatch:
-        batch = UnitBatch(self.outbox[:], self.cache.new[:], copy.deepcopy(self.engine.stats), self.worker)
+        batch = UnitBatch(self.outbox[:], self.cache.new[:], copy.deepcopy(self.engine.stats), self.worker,
+                          time.process_time() - self.cpu_started)
         self.outbox.clear()
         self.cache.new.clear()
         return batch
