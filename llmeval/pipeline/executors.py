@@ -118,8 +118,10 @@ class OnRay:
         return {**info, "model_actors": list(self.models.hosted)}
 
     def close(self) -> None:
-        self.models.close()
-        self.session.close()
+        try:
+            self.models.close()
+        finally:
+            self.session.close()
 
 
 Executor = InProcess | OnRay
