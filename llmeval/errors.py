@@ -124,6 +124,10 @@ class TargetCallError(Exception):
         self.details = details
         """A traceback, when the failure is an exception in the user's code (a python target)."""
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, bool, float | None, int | None, str | None]]:
+        # Pickled whole (a model actor on a Ray cluster raises it in another process).
+        return (type(self), (self.kind, self.message, self.retryable, self.retry_after, self.status, self.details))
+
 
 class LlmevalWarning(UserWarning):
     """Something the user should know that does not stop the command (the CLI prints it as

@@ -213,3 +213,20 @@ def test_the_fake_answers_with_tool_calls_and_rejects_what_openai_would(fake_ope
     png = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
     ok = post([{"role": "user", "content": [{"type": "text", "text": "look"}, png]}])
     assert ok.json()["choices"][0]["message"]["content"] == "ECHO: look [image image/png 8 bytes]"
+
+
+def test_peak_in_flight_counts_the_requests_answered_at_once(fake_openai: FakeOpenAI) -> None:
+    fake_openai.latency_ms = 100
+
+    async def burst(n: int) -> None:
+        async with httpx.AsyncClient(timeout=5) as client:
+            body = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
+            await asyncio.gather(*(client.post(f"{fake_openai.base_url}/chat/completions", json=body)
+                                   for _ in range(n)))
+
+    asyncio.run(burst(5))
+    assert fake_openai.peak_in_flight == 5
+    chat(fake_openai, "one more")  # alone: the high-water mark stays
+    assert fake_openai.peak_in_flight == 5
+    fake_openai.reset()
+    assert fake_openai.peak_in_flight == 0

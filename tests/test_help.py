@@ -19,7 +19,7 @@ from llmeval.cli.main import app
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
-HEAVY = {"litellm", "openai", "torch", "transformers", "pandas", "numpy", "datasets", "sacrebleu",
+HEAVY = {"litellm", "openai", "torch", "transformers", "pandas", "numpy", "datasets", "sacrebleu", "ray",
          "rouge_score", "bert_score", "evaluate", "aiohttp", "httpx", "jsonschema", "pyarrow"}
 
 

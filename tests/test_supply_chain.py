@@ -74,7 +74,9 @@ def test_site_packages_hold_only_known_pth_files() -> None:
 def test_every_installed_distribution_matches_its_lock_pin() -> None:
     pins = lock_pins()
     wrong = []
-    for dist in metadata.distributions():
+    # Installed distributions only: Ray puts the copies of psutil and colorama that its (hash-checked)
+    # wheel vendors on sys.path once it is imported, and those are not installs.
+    for dist in metadata.distributions(path=[str(d) for d in site_package_dirs()]):
         name = canonical(dist.metadata["Name"])
         if name in UNLOCKED:
             continue

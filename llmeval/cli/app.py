@@ -169,6 +169,15 @@ def parse_models(values: list[str] | None) -> dict[str, str]:
     return out
 
 
+def parse_executor(text: str | None) -> str | None:
+    """`--executor local|ray`."""
+    from llmeval.errors import UsageError
+
+    if text is not None and text not in ("local", "ray"):
+        raise UsageError(f"--executor expects local or ray, got '{text}'")
+    return text
+
+
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     """`--shard I/N` as (I, N)."""
     from llmeval.errors import UsageError

@@ -21,6 +21,7 @@ from llmeval.cli.app import (
     handles_errors,
     list_app,
     outcome_json,
+    parse_executor,
     parse_formats,
     parse_models,
     parse_shard,
@@ -76,6 +77,18 @@ def run(
     max_errors: int | None = typer.Option(None, "--max-errors", min=0, metavar="N",
                                           show_default="fail only when every case of a target errored",
                                           help="Fail (exit 3) when more results error."),
+    executor: str | None = typer.Option(
+        None, "--executor", metavar="local|ray",
+        help="Where calls run: local (this process) or ray (a Ray cluster; needs llmeval[ray]).",
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", metavar="ADDR",
+        help="With --executor ray: join this cluster (default: start a local Ray instance).",
+    ),
+    ray_num_cpus: float | None = typer.Option(None, "--ray-num-cpus", min=0, metavar="N",
+                                              help="CPUs per model actor on Ray."),
+    ray_num_gpus: float | None = typer.Option(None, "--ray-num-gpus", min=0, metavar="N",
+                                              help="GPUs per model actor on Ray."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Expand cases and estimate calls, tokens and cost; call nothing."
     ),
@@ -105,6 +118,8 @@ def run(
         allow_damaged=allow_damaged,
         models=parse_models(model), cases=case, rerun_failed=rerun_failed,
         secret_variables=parse_vars(secret_var, "--secret-var"),
+        executor=parse_executor(executor), ray_address=ray_address, ray_num_cpus=ray_num_cpus,
+        ray_num_gpus=ray_num_gpus,
     )
     if baseline is not None:
         from llmeval.decide.baseline import check_baseline_path

@@ -55,6 +55,30 @@ class ModelParams(TypedDict, total=False):
     stop: str | list[str]
     logprobs: Annotated[bool, StrictType()]
     top_logprobs: Annotated[Integer, Field(ge=0, le=20)]
+class ModelActorSpec(Strict):
+    num_cpus: float = Field(1.0, ge=0)
+    """CPUs each model actor reserves (BERTScore, NLI groundedness, answer-relevance embeddings, `local/` models)."""
+    num_gpus: float = Field(0.0, ge=0)
+    """GPUs each model actor reserves (a fraction shares a GPU); 0 runs the model on CPU."""
+
+
+class ExecutorSpec(Strict):
+    """Where the work items run: in this process (`local`), or spread over a Ray cluster (`ray`)."""
+
+    kind: Literal["local", "ray"] = "local"
+    """local: this process; ray: work units on Ray workers, results written here (needs `llmeval[ray]`)."""
+    address: str | None = None
+    """ray: a cluster to join (`auto`, `ray://HOST:10001`, `HOST:6379`); unset starts a local Ray instance."""
+    workers: int | None = Field(None, ge=1)
+    """ray, local instance only: how many CPUs (so units running at once) it gets; default: every core."""
+    units: int | None = Field(None, ge=1)
+    """ray: how many work units the cases are split into (by the --shard hash); default: 4 per worker CPU."""
+    unit_retries: int = Field(3, ge=0, le=20)
+    """ray: how many times a unit whose worker died is resubmitted (its finished results are kept)."""
+    models: ModelActorSpec = ModelActorSpec()
+    """ray: resources of each model actor (loaded once per actor, shared by every worker)."""
+    runtime_env: dict[str, Any] = {}
+    """ray: the Ray runtime environment for the workers (e.g. `{working_dir: .}` to ship the project)."""
 
 
 class Defaults(Strict):
@@ -68,6 +92,8 @@ class Defaults(Strict):
     """How many times each case runs against each target (variance across samples)."""
     seed: int = Field(0, ge=0, lt=2**63)
     """Seed for bootstrap confidence intervals and sampling."""
+    executor: ExecutorSpec = ExecutorSpec()
+    """Where the work runs; `--executor`, `--ray-address`, `--ray-num-cpus/gpus` override it."""
 
 
 class HttpSpec(Strict):

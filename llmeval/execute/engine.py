@@ -7,6 +7,7 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -40,15 +41,22 @@ def backoff_delay(attempt: int, retry_after: float | None, base: float = 0.5, ca
 
 
 async def call_with_retries(
-    call: Callable[[], Awaitable[T]], policy: CallPolicy, stats: CallStats | None = None
+    call: Callable[[], Awaitable[T]],
+    policy: CallPolicy,
+    stats: CallStats | None = None,
+    gate: AbstractAsyncContextManager[Any] | None = None,
 ) -> tuple[T, float]:
-    """Run `call` with the policy's timeout and retries; returns (value, latency of the last attempt in ms)."""
+    """Run `call` with the policy's timeout and retries; returns (value, latency of the last attempt in ms).
+
+    `gate` (a cluster-wide slot, when the run is spread over workers) is held for each attempt; the
+    wait for it counts against neither the timeout nor the latency, and a backoff sleep holds none."""
     attempt = 0
     while True:
-        started = time.perf_counter()
         try:
-            value = await asyncio.wait_for(call(), policy.timeout_s)
-            return value, (time.perf_counter() - started) * 1000
+            async with gate or nullcontext():
+                started = time.perf_counter()
+                value = await asyncio.wait_for(call(), policy.timeout_s)
+                return value, (time.perf_counter() - started) * 1000
         except ConfigError:  # a request this case cannot make (template, parameters): not a call failure
             raise
         except Exception as e:  # whatever a client raised: one mapping decides the words and the retry
@@ -73,10 +81,13 @@ class Engine:
         cache: ResponseCache,
         on_result: Callable[[Result], None],
         max_errors: int | None = None,
+        gates: dict[str, AbstractAsyncContextManager[Any]] | None = None,
     ) -> None:
         self.targets, self.policies, self.cache = targets, policies, cache
         self.on_result = on_result
         self.max_errors = max_errors
+        self.gates = gates or {}
+        """Per target, a slot held around each call (cluster-wide concurrency on Ray workers)."""
         self.stats = {tid: CallStats() for tid in targets}
         self.errors = 0
         self.aborted = False
@@ -159,7 +170,7 @@ class Engine:
             else:
                 stats.calls += 1
                 resp, latency = await call_with_retries(
-                    lambda: target.send(request, case, policy.timeout_s), policy, stats
+                    lambda: target.send(request, case, policy.timeout_s), policy, stats, self.gates.get(item.target)
                 )
                 if price is not None:
                     resp.cost_usd = price.cost(resp.usage.prompt, resp.usage.completion)

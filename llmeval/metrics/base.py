@@ -34,6 +34,17 @@ class ScoringContext:
     seed: int = 0
     notes: dict[str, Any] = field(default_factory=dict)
     """Run-level facts a metric wants in run.json (e.g. G-Eval's generated steps), by metric name."""
+    models: Any = None
+    """Where batched model steps run: None for this process; on a Ray cluster, the executor's model
+    host (`async call(metric, method, *args)`: the metric rebuilt on an actor, its model loaded once)."""
+
+
+async def run_model_step(ctx: ScoringContext, metric: Metric, method: str, *args: Any) -> Any:
+    """`metric.<method>(*args)`, a batched model step (BERTScore, NLI, embeddings): in a thread of
+    this process, or on the metric's model actor when the run has a model host."""
+    if ctx.models is not None:
+        return await ctx.models.call(metric, method, *args)
+    return await asyncio.to_thread(getattr(metric, method), *args)
 
 
 class Metric:

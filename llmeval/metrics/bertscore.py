@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
 import threading
@@ -13,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from llmeval.errors import ConfigError, MissingDependencyError, install_hint
-from llmeval.metrics.base import Metric, MetricOptions, ScoringContext
+from llmeval.metrics.base import Metric, MetricOptions, ScoringContext, run_model_step
 from llmeval.metrics.text import references
 from llmeval.results.records import Result, Score
 
@@ -191,7 +190,7 @@ class BertScore(Metric):
             return self._scorer
 
     async def score_all(self, samples: list[Result], ctx: ScoringContext) -> list[dict[str, Score]]:
-        return await asyncio.to_thread(self.score_batch, samples)
+        return await run_model_step(ctx, self, "score_batch", samples)
 
     def score_one(self, sample: Result) -> Score:
         return self.score_batch([sample])[0][self.name]

@@ -3,13 +3,12 @@ then verdicts, RAGAS faithfulness semantics) or by a local NLI model (sentence b
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from llmeval.metrics.base import MetricOptions, ScoringContext, not_applicable
+from llmeval.metrics.base import MetricOptions, ScoringContext, not_applicable, run_model_step
 from llmeval.metrics.judging import (
     JudgeMetric,
     JudgeOptions,
@@ -101,7 +100,7 @@ class Groundedness(JudgeMetric):
     async def score_all(self, samples: list[Result], ctx: ScoringContext) -> list[dict[str, Score]]:
         if self._nli is None:
             return await super().score_all(samples, ctx)
-        scores = await asyncio.to_thread(self.score_nli, samples)
+        scores = await run_model_step(ctx, self, "score_nli", samples)
         return [self._apply_threshold({self.name: s}) for s in scores]
 
     async def score_case(self, sample: Result, judge: Any, ctx: ScoringContext) -> Score:

@@ -3,7 +3,6 @@ compared with the input by embedding similarity) and context relevance (judge, p
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from llmeval.errors import ConfigError, MissingDependencyError, install_hint
-from llmeval.metrics.base import MetricOptions, ScoringContext, not_applicable
+from llmeval.metrics.base import MetricOptions, ScoringContext, not_applicable, run_model_step
 from llmeval.metrics.judging import (
     JudgeMetric,
     JudgeOptions,
@@ -137,7 +136,7 @@ class AnswerRelevance(JudgeMetric):
         for i, x in todo:
             texts.append(as_text(samples[i].input))
             texts += x["questions"]
-        vectors = await asyncio.to_thread(self.embedder.embed, texts)
+        vectors = await run_model_step(ctx, self, "embed", texts)
         out = list(scored)
         at = 0
         for i, x in todo:
@@ -153,6 +152,10 @@ class AnswerRelevance(JudgeMetric):
                 out[i] = Score(round(mean, 6), None, f"mean similarity of {len(sims)} generated questions "
                                f"to the input: {mean:.2f}", details)
         return out
+
+    def embed(self, texts: list[str]) -> Any:
+        """Unit vectors of `texts` (the batched model step, run where the run's model host says)."""
+        return self.embedder.embed(texts)
 
     async def aclose(self) -> None:
         self.embedder.close()

@@ -38,6 +38,13 @@ class RunOptions:
     """`--case`: only these case ids."""
     rerun_failed: Path | None = None
     """`--rerun-failed RUN`: only the cases that failed or errored in RUN, with RUN's targets, epochs and vars."""
+    executor: str | None = None
+    """`local` or `ray`; None: the suite's `defaults.executor.kind` (local unless it says ray)."""
+    ray_address: str | None = None
+    """A Ray cluster to join; None: the suite's, else a local Ray instance is started."""
+    ray_num_cpus: float | None = None
+    ray_num_gpus: float | None = None
+    """Resources of each model actor on Ray; None: the suite's `defaults.executor.models`."""
     progress: Any = None
     """A callable factory(total, description) -> object with advance(result) and close(); None for silence."""
     quiet: bool = False

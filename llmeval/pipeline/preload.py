@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -12,9 +13,13 @@ if TYPE_CHECKING:
     from llmeval.load.loader import Suite
 
 
-async def preload_local_models(suite: Suite, targets: dict[str, Target], quiet: bool = False) -> None:
+async def preload_local_models(
+    suite: Suite, targets: dict[str, Target], quiet: bool = False, load: Callable[[str], Awaitable[Any]] | None = None
+) -> None:
     """Load the run's `local/...` models (targets and judges) before any timed call: a first load
-    converts a GGUF file (~20 s), which must not count against a case's timeout or latency."""
+    converts a GGUF file (~20 s), which must not count against a case's timeout or latency.
+
+    `load(model)` loads one elsewhere (a model actor on a Ray cluster) instead of in this process."""
     from llmeval.config.yamlpos import position
     from llmeval.errors import ConfigError
 
@@ -39,7 +44,8 @@ async def preload_local_models(suite: Suite, targets: dict[str, Target], quiet: 
             print(f"loading {model} ...", end=" ", file=sys.stderr, flush=True)
         started = time.perf_counter()
         try:
-            lm = await asyncio.to_thread(local.get_model, model)  # the event loop stays free meanwhile
+            # The event loop stays free meanwhile.
+            lm = await (load(model) if load is not None else asyncio.to_thread(local.get_model, model))
         except BaseException as e:
             if not quiet:
                 print("failed", file=sys.stderr, flush=True)

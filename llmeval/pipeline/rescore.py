@@ -91,8 +91,9 @@ def _manifest(old: Run, suite: Any, run_id: str, ids: list[str], options: Any) -
     if old.manifest.get("targets"):
         m["targets"] = [redact(t) for t in old.manifest["targets"]]  # what produced the outputs
     m["options"] = {**copy.deepcopy(old_options), "no_cache": options.no_cache}
-    if "calls" in old.manifest:
-        m["calls"] = copy.deepcopy(old.manifest["calls"])
+    for key in ("calls", "executor"):  # how the outputs were made (rescoring itself calls no target)
+        if key in old.manifest:
+            m[key] = copy.deepcopy(old.manifest[key])
     m["rescored_from"] = {"run_id": old.run_id, "dir": str(old.dir), "started_at": old.manifest.get("started_at")}
     if old.damaged:
         from llmeval.pipeline.merge import damaged_inputs

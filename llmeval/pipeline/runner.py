@@ -20,9 +20,9 @@ from llmeval.load.cases import expand, select_cases
 from llmeval.load.loader import Suite, load_suite
 from llmeval.metrics.base import ScoringContext
 from llmeval.metrics.scoring import score_results
+from llmeval.pipeline.executors import Executor, open_executor
 from llmeval.pipeline.manifest import build_manifest, now, write_manifest
 from llmeval.pipeline.options import RunOptions
-from llmeval.pipeline.preload import preload_local_models
 from llmeval.report.view import plural
 from llmeval.results.records import Result, WorkItem
 from llmeval.results.runlog import RunWriter, new_run_id, read_for_resume, read_manifest
@@ -78,7 +78,8 @@ async def arun_suite(suite: SuiteSource | None, options: RunOptions, base_dir: s
         suite = dataclasses.replace(suite, spec=suite.spec.model_copy(deep=True), raw=copy.deepcopy(suite.raw))
     if resume_manifest is not None:
         check_unchanged(suite, resume_manifest, options.resume)
-    return await _run(suite, options, resume_manifest, origin, handle_signals)
+    with open_executor(suite, options) as executor:
+        return await _run(suite, options, resume_manifest, origin, handle_signals, executor)
 
 
 def check_unchanged(suite: Suite, manifest: dict[str, Any], run_dir: Path | None) -> None:
@@ -159,12 +160,12 @@ def build_targets(suite: Suite, ids: list[str]) -> dict[str, Target]:
 
 
 async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any] | None,
-               origin: dict[str, Any] | None, handle_signals: bool) -> RunOutcome:
+               origin: dict[str, Any] | None, handle_signals: bool, executor: Executor) -> RunOutcome:
     items, ids, epochs = plan(suite, options)
     if resume_manifest is None:
         check_out_dir(options.out_dir)  # before anything is built: `-o` may name a file
     targets = build_targets(suite, ids)
-    await preload_local_models(suite, targets, options.quiet)
+    await executor.preload(suite, targets, options.quiet)
     if resume_manifest is not None and options.resume is not None:
         run_dir = options.resume
         run_id = resume_manifest["run_id"]
@@ -192,6 +193,7 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
     manifest["started_at"] = (resume_manifest or {}).get("started_at", manifest["started_at"])
     if origin is not None or (resume_manifest or {}).get("rerun_of"):
         manifest["rerun_of"] = origin or (resume_manifest or {})["rerun_of"]
+    manifest["executor"] = executor.describe()
     writer.write_manifest(manifest)
     results = list(done)
     progress = options.progress(len(items), suite.name, len(done)) if options.progress else None
@@ -206,8 +208,9 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
     for tid, t in targets.items():
         if hasattr(t, "concurrency"):  # targets with their own thread pool size it to the policy
             t.concurrency = policies[tid].concurrency
-    engine = Engine(targets, policies, cache, on_result, options.max_errors)
+    engine = executor.engine(suite, targets, policies, cache, on_result, options.max_errors)
     interrupted = await _execute(engine, todo, handle_signals)
+    manifest["executor"] = executor.describe()
     if progress is not None:
         progress.close()
     judge = None
@@ -222,10 +225,12 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
             )
         judge = make_judge(suite, cache, options)
         ctx = ScoringContext(
-            suite_dir=suite.dir, metrics_dir=metrics_dir(suite), judge=judge, seed=suite.spec.defaults.seed
+            suite_dir=suite.dir, metrics_dir=metrics_dir(suite), judge=judge, seed=suite.spec.defaults.seed,
+            models=executor.models,
         )
         results.sort(key=lambda r: (r.epoch, r.case_id, r.target))
         await score_results(results, suite.metrics, ctx, suite.case_metrics.by_case)
+        manifest["executor"] = executor.describe()  # now with the model actors scoring started
     finally:
         for t in targets.values():
             await t.aclose()

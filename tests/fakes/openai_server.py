@@ -114,6 +114,8 @@ class FakeOpenAI(BackgroundServer):
         self.default: ReplySpec = echo
         self._rules: list[Rule] = []
         self._default_calls = 0
+        self._in_flight = 0
+        self._peak_in_flight = 0
 
     @property
     def base_url(self) -> str:
@@ -144,11 +146,18 @@ class FakeOpenAI(BackgroundServer):
             counts["default"] = self._default_calls
             return counts
 
+    @property
+    def peak_in_flight(self) -> int:
+        """The most chat requests this server was answering at once since the last reset."""
+        with self._lock:
+            return self._peak_in_flight
+
     def reset(self) -> None:
         """Drop rules and counters; restore the echo default and the initial latency."""
         with self._lock:
             self._rules.clear()
             self._default_calls = 0
+            self._peak_in_flight = self._in_flight
             self.default = echo
             self.latency_ms = self._initial_latency
         super().reset()
@@ -179,6 +188,16 @@ class FakeOpenAI(BackgroundServer):
             return _error(Reply(status=400, error_message=problem))
         with self._lock:
             spec, latency = self._pick(body), self.latency_ms
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+        try:
+            return await self._answer(request, body, spec, latency, seq)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    async def _answer(self, request: web.Request, body: dict, spec: ReplySpec, latency: float,
+                      seq: int) -> web.Response:
         reply = _as_reply(spec, body)
         delay = reply.latency_ms if reply.latency_ms is not None else latency
         if delay:

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from llmeval.results.records import Completion
+
+LocalRoute = Callable[..., Awaitable[Completion]]
+_local_routes: dict[str, LocalRoute] = {}
+
+
+def route_local(model: str, route: LocalRoute | None) -> None:
+    """Send the completions of a `local/...` model to `route` (its model actor on a Ray cluster)
+    instead of loading it in this process; None loads it here again."""
+    if route is None:
+        _local_routes.pop(model, None)
+    else:
+        _local_routes[model] = route
 
 
 async def acomplete(
@@ -26,10 +39,14 @@ async def acomplete(
     (retryable or not) on failure."""
     if model.startswith("local/"):
         from llmeval.errors import TargetCallError
-        from llmeval.execute.providers import local
 
         if tools:
             raise TargetCallError("unsupported", f"{model}: local/ models cannot call tools")
+        if model in _local_routes:
+            return await _local_routes[model](messages, params=params, logprobs=logprobs, top_logprobs=top_logprobs,
+                                              score_tokens=score_tokens, timeout=timeout)
+        from llmeval.execute.providers import local
+
         return await local.acomplete(model, messages, params=params, logprobs=logprobs,
                                      top_logprobs=top_logprobs, score_tokens=score_tokens, timeout=timeout)
     from llmeval.execute.providers.litellm_api import acomplete as litellm_complete
