@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from llmeval.config.chat import MessageSpec
 from llmeval.config.files import check_file, read_bytes
-from llmeval.config.spec import MessageSpec
 from llmeval.config.validation import dotted
 from llmeval.errors import ConfigError
 from llmeval.results.messages import content_text, parse_tool_calls
