@@ -45,6 +45,17 @@ def check_template(source: str) -> str | None:
     return None
 
 
+def template_variables(source: str) -> set[str]:
+    """The undeclared variables of `source`, parsed by the sandbox's parser; ValueError with the
+    same message as check_template when it does not compile (a syntax error, or nested too deep)."""
+    from jinja2 import meta
+
+    problem = check_template(source)
+    if problem:
+        raise ValueError(problem)
+    return set(meta.find_undeclared_variables(_env().parse(source)))
+
+
 def render(source: str, variables: dict[str, Any]) -> str:
     """Render one template string; plain strings without `{{`/`{%` are returned as they are."""
     if "{" not in source:

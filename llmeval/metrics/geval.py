@@ -82,13 +82,14 @@ class FormSettings(BaseModel):
 
 
 def template_variables(source: str) -> set[str]:
-    """The undeclared variables of a Jinja template (ValueError on a syntax error)."""
-    from jinja2 import Environment, TemplateSyntaxError, meta
+    """The undeclared variables of a prompt template, parsed in the suite templates' bounded sandbox
+    (ValueError on a syntax error or a template nested too deeply to compile)."""
+    from llmeval.config.templates import template_variables as variables
 
     try:
-        return set(meta.find_undeclared_variables(Environment().parse(source)))
-    except TemplateSyntaxError as e:
-        raise ValueError(f"prompt template syntax error: {e.message} (template line {e.lineno})") from None
+        return variables(source)
+    except ValueError as e:
+        raise ValueError(f"prompt {e}") from None
 
 
 class GEvalOptions(JudgeOptions, FormSettings):
