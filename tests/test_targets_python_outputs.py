@@ -124,6 +124,32 @@ def test_python_module_that_cannot_be_imported_is_a_config_error() -> None:
         "  hint: the module must be importable from the suite's folder, its parent or the current directory\n")
 
 
+@pytest.mark.parametrize(("source", "error"), [
+    ("def answer(case)\n    return 'x'\n", "cannot import '{mod}': SyntaxError at {path}:1:17: expected ':'"),
+    ("x = 1\nraise RuntimeError('no config at import')\n",
+     "importing '{mod}' raised RuntimeError at {path}:2: no config at import"),
+    ("import json\njson.loads('{{')\n", "importing '{mod}' raised JSONDecodeError at "),
+])
+def test_python_module_that_fails_while_importing_is_a_config_error_with_its_file_and_line(
+        source: str, error: str) -> None:
+    mod = module(source)
+    ran = run(f"""\
+        name: py
+        targets:
+          - id: p
+            python: {mod}:answer
+        cases: [{{id: a, input: x}}]
+        """)
+    path = Path(f"{mod}.py").resolve()
+    assert ran.code == 2 and ran.run_dir is None
+    expected = f"error: suite.yaml:3:5: python target 'p': {error.format(mod=mod, path=path)}"
+    if error.endswith("at "):  # raised inside the standard library: its frame, not the module's
+        assert ran.stderr.startswith(expected) and ran.stderr.endswith("  hint: fix the module's code\n"), ran.stderr
+    else:
+        assert ran.stderr == expected + "\n  hint: fix the module's code\n"
+    assert "Traceback" not in ran.stderr
+
+
 def test_python_function_missing_from_the_module() -> None:
     mod = module("def other(case):\n    return 'x'\n")
     ran = run(f"""\

@@ -44,6 +44,13 @@ class PythonTarget(Target):
                 f"python target '{self.id}': cannot import '{module}': {e}",
                 hint="the module must be importable from the suite's folder, its parent or the current directory",
             ) from None
+        except SyntaxError as e:  # the module (or one it imports) does not compile
+            where = f"{e.filename}:{e.lineno}" + (f":{e.offset}" if e.offset else "")
+            raise ConfigError(f"python target '{self.id}': cannot import '{module}': "
+                              f"{type(e).__name__} at {where}: {e.msg}", hint="fix the module's code") from None
+        except Exception as e:  # the module's own code raised while it was imported
+            raise ConfigError(f"python target '{self.id}': importing '{module}' raised {type(e).__name__}"
+                              f"{_raised_at(e)}: {e}", hint="fix the module's code") from None
         fn = getattr(mod, attr, None)
         if not callable(fn):
             raise ConfigError(f"python target '{self.id}': '{module}' has no callable '{attr}'")
@@ -82,6 +89,15 @@ class PythonTarget(Target):
             # Don't wait: a call that timed out may still be running in a thread.
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def _raised_at(e: BaseException) -> str:
+    """` at FILE:LINE`: the innermost frame of the user's code (not importlib's) that raised `e`."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith("<")
+              and "/importlib/" not in f.filename]
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
 def user_traceback(e: BaseException) -> str:
