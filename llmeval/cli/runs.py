@@ -20,6 +20,9 @@ from llmeval.cli.app import (
     show_outcome,
 )
 
+# The bounds of llmeval.pipeline.compare.check_bootstrap (not imported here: the CLI starts light).
+MIN_RESAMPLES, MAX_RESAMPLES, MAX_SEED = 1000, 1_000_000, 2**63 - 1
+
 
 @app.command(epilog="Example: llmeval merge runs/shard-1 runs/shard-2 -o runs/")
 @handles_errors
@@ -74,8 +77,10 @@ def compare(
     base: Path = typer.Argument(..., metavar="BASE_RUN", help="The baseline run directory."),
     cand: Path = typer.Argument(..., metavar="CAND_RUN", help="The candidate run directory."),
     out: Path | None = typer.Option(None, "-o", "--out", help="Folder for compare.html and .md (default: CAND)."),
-    seed: int | None = typer.Option(None, "--seed", help="Bootstrap seed (default: the candidate suite's seed)."),
-    resamples: int = typer.Option(10_000, "--resamples", min=1000, help="Bootstrap resamples (at least 1000)."),
+    seed: int | None = typer.Option(None, "--seed", min=0, max=MAX_SEED,
+                                    help="Bootstrap seed, 0 or more (default: the candidate suite's seed)."),
+    resamples: int = typer.Option(10_000, "--resamples", min=MIN_RESAMPLES, max=MAX_RESAMPLES,
+                                  help="Bootstrap resamples (1000 to 1000000)."),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),
     allow_damaged: bool = typer.Option(False, "--allow-damaged", help=ALLOW_DAMAGED_HELP),
     force: bool = typer.Option(False, "--force", help="Compare runs of different suites, or with no case in common."),

@@ -33,9 +33,16 @@ def scaffold(directory: Path, action: str = DEFAULT_ACTION, force: bool = False)
     if clash and not force:
         raise UsageError(f"{', '.join(str(p) for p in clash)} already exist(s); nothing was written",
                          hint="pass --force to overwrite")
+    from llmeval.config.files import ensure_dir
+
     written = []
     for path, src in targets.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(template_text(src, action), encoding="utf-8")
+        ensure_dir(path.parent, "DIR")  # a file in the way, or a place that cannot be written: exit 2
+        try:
+            path.write_text(template_text(src, action), encoding="utf-8")
+        except OSError as e:
+            done = f"; wrote only {', '.join(map(str, written))}" if written else "; nothing was written"
+            raise UsageError(f"cannot write {path}: {e.strerror or e}{done}",
+                             hint="give a folder you can write to") from None
         written.append(path)
     return written

@@ -56,8 +56,8 @@ def runs_show(
 @handles_errors
 def view(
     directory: Path = typer.Argument(Path("runs"), metavar="DIR", help="The folder of run directories."),
-    port: int = typer.Option(0, "--port", metavar="PORT", show_default="a free port",
-                             help="The port on 127.0.0.1 to serve on."),
+    port: int = typer.Option(0, "--port", metavar="PORT", show_default="a free port", min=0, max=65535,
+                             help="The port on 127.0.0.1 to serve on (1-65535; 0: a free port)."),
     no_open: bool = typer.Option(False, "--no-open", help="Do not open a browser."),
 ) -> None:
     """Serve the runs under DIR on 127.0.0.1: the list of runs, each report, and comparisons."""

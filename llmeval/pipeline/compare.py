@@ -26,6 +26,18 @@ class CompareOutcome:
         return 0 if all(g.passed for g in self.gates) else 1
 
 
+MIN_RESAMPLES, MAX_RESAMPLES = 1000, 1_000_000
+MAX_SEED = 2**63 - 1
+
+
+def check_bootstrap(seed: int | None, resamples: int) -> None:
+    """Refuse a seed or a number of resamples the bootstrap cannot use (UsageError, exit 2)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise UsageError(f"seed must be a whole number from 0 to {MAX_SEED}, not {seed!r}")
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or not MIN_RESAMPLES <= resamples <= MAX_RESAMPLES:
+        raise UsageError(f"resamples must be a whole number from {MIN_RESAMPLES} to {MAX_RESAMPLES:,}, not {resamples!r}")
+
+
 def compare_dirs(base_dir: Any, cand_dir: Any, out_dir: Any = None, seed: int | None = None,
                  resamples: int = 10_000, allow_damaged: bool = False, force: bool = False) -> CompareOutcome:
     """Load two run directories, compare them, decide the candidate suite's max_drop gates and write
@@ -34,6 +46,7 @@ def compare_dirs(base_dir: Any, cand_dir: Any, out_dir: Any = None, seed: int | 
 
     Runs of different suites, or with no (case, target) in common, are refused (UsageError, nothing
     written) unless `force`."""
+    check_bootstrap(seed, resamples)
     base, cand = load_run(base_dir, allow_damaged), load_run(cand_dir, allow_damaged)
     names = [(r.manifest.get("suite") or {}).get("name") for r in (base, cand)]
     if names[0] != names[1] and not force:
