@@ -74,7 +74,8 @@ def test_init_into_a_path_under_a_file_is_a_usage_error(tmp_path: Path, monkeypa
     monkeypatch.chdir(tmp_path)
     Path("afile").write_text("x")
     assert invoke("init", "afile") == (
-        2, f"error: DIR afile/suites: {tmp_path / 'afile'} exists and is not a folder hint: give a folder for the output")
+        2, f"error: DIR afile/suites: {tmp_path / 'afile'} exists and is not a folder "
+           "hint: give a folder for the output")
 
 
 def test_init_where_nothing_can_be_written_is_a_usage_error() -> None:

@@ -35,7 +35,8 @@ def check_bootstrap(seed: int | None, resamples: int) -> None:
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
         raise UsageError(f"seed must be a whole number from 0 to {MAX_SEED}, not {seed!r}")
     if isinstance(resamples, bool) or not isinstance(resamples, int) or not MIN_RESAMPLES <= resamples <= MAX_RESAMPLES:
-        raise UsageError(f"resamples must be a whole number from {MIN_RESAMPLES} to {MAX_RESAMPLES:,}, not {resamples!r}")
+        raise UsageError(f"resamples must be a whole number from {MIN_RESAMPLES} to {MAX_RESAMPLES:,}, "
+                         f"not {resamples!r}")
 
 
 def compare_dirs(base_dir: Any, cand_dir: Any, out_dir: Any = None, seed: int | None = None,
