@@ -130,3 +130,25 @@ def test_the_leak_check_catches_a_plain_typer_command() -> None:
 
     text = runner.invoke(plain, ["--help"], env={"COLUMNS": "200"}).stdout
     assert {"<int", "[x>=", "<bool"} <= set(LEAKED.findall(text)) | {m.group(0) for m in LEAKED.finditer(text)}
+
+
+def test_square_brackets_in_help_texts_are_shown_not_taken_as_markup() -> None:
+    """Rich would swallow `[ray]`: every help text that holds `[` escapes it, and `run --help` shows it."""
+    import re
+
+    import typer.main
+
+    from llmeval.cli.main import app as cli_app
+
+    def commands(cmd: object) -> list[object]:
+        subs = getattr(cmd, "commands", {}) or {}
+        return [cmd, *[c for s in subs.values() for c in commands(s)]]
+
+    raw = [p.help for c in commands(typer.main.get_command(cli_app)) for p in getattr(c, "params", [])
+           if getattr(p, "help", None) and "[" in p.help]
+    assert raw, "no help text holds a square bracket: the test checks nothing"
+    assert [h for h in raw if re.search(r"(?<!\\)\[[a-z]", h)] == []
+    from typer.testing import CliRunner
+
+    shown = " ".join(CliRunner().invoke(cli_app, ["run", "--help"], env={"COLUMNS": "300"}).output.split())
+    assert "needs pip install 'llmeval[ray]')" in shown

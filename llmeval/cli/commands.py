@@ -79,7 +79,7 @@ def run(
                                           help="Fail (exit 3) when more results error."),
     executor: str | None = typer.Option(
         None, "--executor", metavar="local|ray",
-        help="Where calls run: local (this process) or ray (a Ray cluster; needs llmeval[ray]).",
+        help="Where calls run: local (this process) or ray (a Ray cluster; needs pip install 'llmeval\\[ray]').",
     ),
     ray_address: str | None = typer.Option(
         None, "--ray-address", metavar="ADDR",
