@@ -14,10 +14,11 @@ __all__ = ["FORMATS", "rerender", "write_reports"]
 
 
 def write_reports(run_dir: Path, formats: list[str], baseline: Run | None = None,
-                  out_dir: Path | None = None, allow_damaged: bool = False) -> list[Path]:
+                  out_dir: Path | None = None, allow_damaged: bool = False, run: Run | None = None) -> list[Path]:
     """Write the chosen reports of the run in `run_dir` (into `out_dir`, default the run directory);
-    with a `baseline` Run, HTML and Markdown show deltas against it. Returns the files written."""
-    run = load_run(run_dir, allow_damaged)
+    with a `baseline` Run, HTML and Markdown show deltas against it. Returns the files written.
+    `run`: that run already loaded (not read again)."""
+    run = run if run is not None else load_run(run_dir, allow_damaged)
     comparison: Any = None
     if baseline is not None and ("html" in formats or "md" in formats):
         comparison = compare_runs(baseline, run, seed=int((run.manifest.get("stats") or {}).get("seed") or 0))

@@ -285,7 +285,12 @@ def finish(
     if options.baseline is not None:
         manifest["baseline"] = str(options.baseline)
     write_manifest(run_dir, manifest)
-    _write_reports(run_dir, options.formats, baseline)
+    first = next((r.error for r in results if r.target == all_failed[0] and r.error), None) if all_failed else None
+    if options.formats:
+        # The reports read the run as stored (secrets scrubbed); the scored list is let go first, so a
+        # large run never holds two copies, and the outcome carries the stored results.
+        results.clear()
+        results = _write_reports(run_dir, options.formats, baseline)
     exit_code = 0
     if not all(g.passed for g in gates):
         exit_code = 1
@@ -301,7 +306,7 @@ def finish(
             f" {plural(metric_errors, 'metric error')}; run saved in {run_dir}",
         )
     if all_failed:
-        first = next(r.error for r in results if r.target == all_failed[0] and r.error)
+        assert first is not None
         raise _failed(
             outcome,
             f"every case of target(s) {', '.join(all_failed)} errored "
@@ -338,11 +343,14 @@ def _failed(outcome: RunOutcome, message: str) -> RunError:
     return err
 
 
-def _write_reports(run_dir: Path, formats: list[str], baseline: Any = None) -> None:
-    if formats:
-        from llmeval.pipeline.reports import write_reports
+def _write_reports(run_dir: Path, formats: list[str], baseline: Any = None) -> list[Result]:
+    """Write the reports of the stored run; its results, as loaded for them."""
+    from llmeval.pipeline.reports import write_reports
+    from llmeval.results.runlog import load_run
 
-        write_reports(run_dir, formats, baseline=baseline)
+    run = load_run(run_dir)
+    write_reports(run_dir, formats, baseline=baseline, run=run)
+    return run.results
 
 
 async def _execute(engine: Engine, todo: list[WorkItem], handle_signals: bool) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Case:
     """One test case: what goes into a target and what comes out of the suite file."""
 
@@ -42,7 +42,7 @@ class Case:
 _RESERVED = {"id", "input", "expected", "contexts", "tags", "vars", "messages"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkItem:
     """One call to make: a case against a target at an epoch."""
 
@@ -61,7 +61,7 @@ def case_id_for(value: Any) -> str:
     return "c-" + hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToolCall:
     """A function call a model (or an HTTP/python target) asked for: its name and arguments
     (a parsed JSON object when the arguments are valid JSON, else the text as returned)."""
@@ -86,7 +86,7 @@ def tool_calls_from_list(items: Any) -> list[ToolCall]:
     return [ToolCall.from_dict(d) for d in items or []]
 
 
-@dataclass
+@dataclass(slots=True)
 class Usage:
     """Token counts for one call (or summed over many)."""
 
@@ -123,7 +123,7 @@ class CallStats:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ErrorInfo:
     """Why a call failed after retries: a short type name and a message (and, for an exception in
     the user's own code, its traceback in `details`)."""
@@ -139,7 +139,7 @@ class ErrorInfo:
         return out
 
 
-@dataclass
+@dataclass(slots=True)
 class TokenLogprob:
     """One generated token with its logprob and the top alternatives at that position."""
 
@@ -221,7 +221,7 @@ _LEGACY_PREFIXES = (("metric error", "metric"), ("judge error", "judge"), ("unpa
                     ("prompt template error", "template"))
 
 
-@dataclass
+@dataclass(slots=True)
 class Score:
     """One metric on one result. `value` is in [0, 1] (higher is better) or None with a reason.
 
@@ -258,7 +258,7 @@ class Score:
         return cls(d.get("value"), d.get("passed"), d.get("reason"), d.get("details") or {}, error)
 
 
-@dataclass
+@dataclass(slots=True)
 class Result:
     """One line of results.jsonl: a (case, target, epoch) with its output and scores."""
 

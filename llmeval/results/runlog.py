@@ -112,21 +112,25 @@ def read_results(run_dir: Path) -> ResultsFile:
     path = run_dir / RESULTS
     if not path.exists():
         return ResultsFile(path, [])
-    data = path.read_bytes()
     results: list[Result] = []
     damaged: list[DamagedLine] = []
     torn = None
-    raws = data.splitlines(keepends=True)
-    for number, raw in enumerate(raws, start=1):
-        if not raw.strip():
-            continue
-        result, reason = _parse_line(raw)
-        if result is not None:
-            results.append(result)
-        elif number == len(raws) and not raw.endswith(b"\n"):
-            torn = DamagedLine(number, reason, raw)
-        else:
-            damaged.append(DamagedLine(number, reason, raw.rstrip(b"\r\n")))
+    number = 0
+    with path.open("rb") as f:  # line by line: the file is never held whole next to its results
+        for line in f:
+            # bytes.splitlines also ends a line at a bare \r: damaged lines keep that numbering
+            parts = line.splitlines(keepends=True) if b"\r" in line else [line]
+            for k, raw in enumerate(parts):
+                number += 1
+                if not raw.strip():
+                    continue
+                result, reason = _parse_line(raw)
+                if result is not None:
+                    results.append(result)
+                elif not raw.endswith(b"\n") and k == len(parts) - 1 and not f.peek(1):
+                    torn = DamagedLine(number, reason, raw)  # the last line, cut before its newline
+                else:
+                    damaged.append(DamagedLine(number, reason, raw.rstrip(b"\r\n")))
     return ResultsFile(path, results, tuple(damaged), torn)
 
 

@@ -18,11 +18,28 @@ def mean_ci(values: Sequence[float], seed: int = 0, resamples: int = BOOTSTRAP_R
     m = float(arr.mean())
     if arr.size < 2 or float(arr.min()) == float(arr.max()):
         return m, m, m
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, arr.size, size=(resamples, arr.size))
-    means = arr[idx].mean(axis=1)
+    means = _resampled_means(arr, np.random.default_rng(seed), resamples)
     lo, hi = np.quantile(means, [0.025, 0.975])
     return m, float(lo), float(hi)
+
+
+CHUNK_DRAWS = 1_000_000
+"""Indices drawn per chunk of resamples (8 MB of int64 and 8 MB of gathered floats): a bootstrap over N
+cases holds about 16 * max(N, CHUNK_DRAWS) bytes at a time, whatever the number of resamples."""
+
+
+def _resampled_means(arr: Any, rng: Any, resamples: int) -> Any:
+    """The mean of each of `resamples` resamples of `arr` (with replacement), drawn in row chunks.
+    Generator.integers keeps its 32-bit buffer in the bit generator between calls, so chunked draws
+    are the same stream as one (resamples x N) draw: the same seed gives the same means."""
+    import numpy as np
+
+    out = np.empty(resamples)
+    rows = max(1, CHUNK_DRAWS // max(1, arr.size))
+    for start in range(0, resamples, rows):
+        stop = min(resamples, start + rows)
+        out[start:stop] = arr[rng.integers(0, arr.size, size=(stop - start, arr.size))].mean(axis=1)
+    return out
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -45,14 +62,7 @@ def paired_deltas(base: Sequence[float], cand: Sequence[float], seed: int = 0, r
     import numpy as np
 
     d = np.asarray(cand, dtype=float) - np.asarray(base, dtype=float)
-    rng = np.random.default_rng(seed)
-    out = np.empty(resamples)
-    chunk = max(1, 2_000_000 // max(1, d.size))  # bound memory for large N
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        idx = rng.integers(0, d.size, size=(stop - start, d.size))
-        out[start:stop] = d[idx].mean(axis=1)
-    return out
+    return _resampled_means(d, np.random.default_rng(seed), resamples)
 
 
 def paired_delta_ci(base: Sequence[float], cand: Sequence[float], seed: int = 0, resamples: int = 10_000,
