@@ -11,6 +11,7 @@ owns timeouts and retries; this makes one attempt.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from collections.abc import AsyncIterator
@@ -60,7 +61,7 @@ async def acomplete(
     session = await _session()
     data = json.dumps(body, ensure_ascii=False).encode("utf-8")
     try:
-        async with session.post(url, data=data, headers=headers, params=query,
+        async with session.post(url, data=data, headers=headers, params=query, proxy=_proxy_for(url),
                                 timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
             raw = await _read(resp, timeout)
             status, resp_headers = resp.status, resp.headers
@@ -156,8 +157,8 @@ async def close() -> None:
 
 async def _session() -> Any:
     """This event loop's session: unbounded pool (the engine bounds the calls in flight, so the pool
-    holds as many keep-alive connections as the target's concurrency), proxies from the
-    environment as the openai SDK takes them."""
+    holds as many keep-alive connections as the target's concurrency), no cookies. Proxies come from
+    `_proxy_for` (aiohttp's trust_env would look them and ~/.netrc up in a thread on every call)."""
     loop = asyncio.get_running_loop()
     entry = _sessions.get(loop)
     if entry is not None and not entry[0].closed:
@@ -166,7 +167,8 @@ async def _session() -> Any:
 
     for old in [lp for lp in _sessions if lp.is_closed()]:
         del _sessions[old]
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), trust_env=True)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                                    cookie_jar=aiohttp.DummyCookieJar())
     closer = _close_at_shutdown(session)
     _sessions[loop] = (session, closer)
     await closer.__anext__()
@@ -194,6 +196,21 @@ async def _read(resp: Any, timeout: float | None) -> bytes:
             raise faults.body_cut(len(buf), expected) from None
         raise faults.from_exception(e, timeout) from None
     return bytes(buf)
+
+
+@functools.lru_cache(maxsize=64)
+def _proxy_for(url: str) -> str | None:
+    """The proxy for `url` from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY, as the openai SDK
+    (httpx) takes them; read once per URL."""
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies_environment, proxy_bypass_environment
+
+    parts = urlsplit(url)
+    proxies = getproxies_environment()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or (parts.hostname and proxy_bypass_environment(parts.hostname, proxies)):
+        return None
+    return proxy
 
 
 def _env(names: tuple[str, ...]) -> str | None:
