@@ -7,11 +7,15 @@
    results.jsonl append (flushed per line), scoring, the final rewrite of results.jsonl with
    scores, the summary with its bootstrap CIs and run.json. Start-up is reported apart.
 2. Against the fake OpenAI server (its own process, so its CPU does not share our GIL) at
-   50 ms latency: 2,000 cases at -j 64 through llmeval, and a bare `asyncio.gather` of
-   `litellm.acompletion` behind a semaphore of 64, alternated in the same run.
-3. `llmeval --help` wall time in a fresh interpreter (median of 5).
+   50 ms latency: 2,000 cases at -j 64 and -j 256 through llmeval's fast path (client: openai)
+   and its litellm path (client: litellm), and bare httpx and aiohttp loops (one client, pool =
+   concurrency, a semaphore, nothing else), alternated in the same run; each as a multiple of
+   the network floor N x latency / j. Goals: fast path <= 1.3x the floor at -j 64, <= 1.6x at
+   -j 256, within 1.1x of the bare loop.
+3. Start-up: a fresh `llmeval run` of a 1-case suite with a model target on the fast path (goal
+   <= 0.6 s), and `llmeval --help` (median of 5 each).
 
-    python bench/bench_engine.py [--cases 20000] [--calls 2000] [--concurrency 64] [--latency-ms 50]
+    python bench/bench_engine.py [--cases 20000] [--calls 2000] [--concurrency 64 256] [--latency-ms 50]
 """
 
 from __future__ import annotations
@@ -100,8 +104,8 @@ def start_fake(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     return proc, proc.stdout.readline().strip()
 
 
-async def bare_gather(base_url: str, calls: int, concurrency: int) -> float:
-    """The floor for a litellm client: N acompletion calls behind a semaphore, nothing else."""
+async def bare_litellm(base_url: str, calls: int, concurrency: int) -> float:
+    """N litellm.acompletion calls behind a semaphore, nothing else (for the warm-up and reference)."""
     import litellm
 
     gate = asyncio.Semaphore(concurrency)
@@ -119,46 +123,121 @@ async def bare_gather(base_url: str, calls: int, concurrency: int) -> float:
     return time.perf_counter() - t0
 
 
-def against_fake(calls: int, concurrency: int, latency_ms: float, work: Path) -> list[tuple[str, str]]:
+def _body(i: int) -> dict[str, Any]:
+    return {"model": "fake-model", "messages": [{"role": "user", "content": f"question {i}"}]}
+
+
+async def bare_httpx(base_url: str, calls: int, concurrency: int) -> float:
+    """The floor for an httpx client: one AsyncClient (pool = concurrency), N POSTs behind a semaphore."""
+    import httpx
+
+    gate = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        async def one(i: int) -> str:
+            async with gate:
+                r = await client.post(f"{base_url}/chat/completions", json=_body(i),
+                                      headers={"Authorization": "Bearer sk-bench"})
+                return r.json()["choices"][0]["message"]["content"]
+
+        t0 = time.perf_counter()
+        out = await asyncio.gather(*(one(i) for i in range(calls)))
+        took = time.perf_counter() - t0
+    assert out[7] == "ECHO: question 7"
+    return took
+
+
+async def bare_aiohttp(base_url: str, calls: int, concurrency: int) -> float:
+    """The floor for an aiohttp client: one ClientSession (pool = concurrency), N POSTs behind a semaphore."""
+    import aiohttp
+
+    gate = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        async def one(i: int) -> str:
+            async with gate:
+                async with session.post(f"{base_url}/chat/completions", data=json.dumps(_body(i)),
+                                        headers={"Authorization": "Bearer sk-bench",
+                                                 "Content-Type": "application/json"}) as r:
+                    return json.loads(await r.read())["choices"][0]["message"]["content"]
+
+        t0 = time.perf_counter()
+        out = await asyncio.gather(*(one(i) for i in range(calls)))
+        took = time.perf_counter() - t0
+    assert out[7] == "ECHO: question 7"
+    return took
+
+
+def load() -> str:
+    """The 1-minute load average, noted next to every number (the machine is shared)."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def against_fake(calls: int, concurrencies: list[int], latency_ms: float, work: Path, repeats: int
+                 ) -> list[tuple[str, str]]:
+    """The fast path, the litellm path, bare httpx and bare aiohttp loops, alternated, per -j."""
     proc, base_url = start_fake(latency_ms)
+    rows: list[tuple[str, str]] = []
     try:
         os.environ["BENCH_BASE"] = base_url
         with (work / "calls.jsonl").open("w") as f:
             for i in range(calls):
                 f.write(json.dumps({"id": f"q{i}", "input": f"question {i}"}) + "\n")
-        suite = work / "model.yaml"
-        suite.write_text(
-            "name: against-fake\ndefaults: {retries: 0}\n"
-            "targets: [{id: bot, model: openai/fake-model, api_base: '${BENCH_BASE}', api_key: sk-bench}]\n"
-            "dataset: {path: calls.jsonl}\nmetrics: [{contains: ECHO}]\n")
-        asyncio.run(bare_gather(base_url, 64, concurrency))  # warm-up: import, first-call set-up
-        bare, ours, cpu_bare, cpu_ours = [], [], [], []
-        for _ in range(3):  # alternate, so drift hits both
-            c0 = time.process_time()
-            bare.append(asyncio.run(bare_gather(base_url, calls, concurrency)))
-            cpu_bare.append(time.process_time() - c0)
-            c0 = time.process_time()
-            t = timed_run(suite, work / "runs", concurrency)
-            cpu_ours.append(time.process_time() - c0)
-            ours.append(t)
+        for client in ("openai", "litellm"):
+            (work / f"model-{client}.yaml").write_text(
+                "name: against-fake\ndefaults: {retries: 0}\n"
+                "targets: [{id: bot, model: openai/fake-model, api_base: '${BENCH_BASE}', api_key: sk-bench, "
+                f"client: {client}}}]\n"
+                "dataset: {path: calls.jsonl}\nmetrics: [{contains: ECHO}]\n")
+        asyncio.run(bare_litellm(base_url, 64, 64))  # warm-up: imports, first-call set-up
+        for j in concurrencies:
+            floor = calls * latency_ms / 1000 / j
+            got: dict[str, list[float]] = {k: [] for k in ("fast", "fast_end", "litellm", "httpx", "aiohttp")}
+            loads: list[str] = []
+            for _ in range(repeats):  # alternate, so drift hits every client alike
+                loads.append(load())
+                t = timed_run(work / "model-openai.yaml", work / "runs", j)
+                got["fast"].append(t["engine"])
+                got["fast_end"].append(t["to_end"])
+                got["aiohttp"].append(asyncio.run(bare_aiohttp(base_url, calls, j)))
+                got["httpx"].append(asyncio.run(bare_httpx(base_url, calls, j)))
+                got["litellm"].append(timed_run(work / "model-litellm.yaml", work / "runs", j)["engine"])
+            med = {k: statistics.median(v) for k, v in got.items()}
+            head = f"-j {j}: floor {calls:,} x {latency_ms:g} ms / {j} = {floor:.2f} s"
+            rows.append((head, f"median of {repeats}; load {', '.join(loads)}"))
+            for key, label in (("fast", "llmeval fast path (client: openai), engine"),
+                               ("fast_end", "llmeval fast path, engine start to return (+ scoring, writes)"),
+                               ("litellm", "llmeval litellm path (client: litellm), engine"),
+                               ("httpx", "bare httpx loop"), ("aiohttp", "bare aiohttp loop")):
+                rows.append((f"  {label}", f"{med[key]:.2f} s = {med[key] / floor:.2f}x floor"))
+            rows.append(("  fast / bare aiohttp, fast / bare httpx, litellm / fast",
+                         f"{med['fast'] / med['aiohttp']:.2f}x, {med['fast'] / med['httpx']:.2f}x, "
+                         f"{med['litellm'] / med['fast']:.2f}x"))
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    b = statistics.median(bare)
-    e = statistics.median(t["engine"] for t in ours)
-    end = statistics.median(t["to_end"] for t in ours)
-    floor = calls * latency_ms / 1000 / concurrency
-    cpu_per_call = statistics.median(cpu_bare) / calls * 1000
-    return [
-        (f"bare asyncio.gather of litellm.acompletion, {calls:,} calls, -j {concurrency}",
-         f"{b:.2f} s (median of 3; {cpu_per_call:.1f} ms CPU per call in this process)"),
-        ("llmeval run, same calls: engine", f"{e:.2f} s = {e / b:.2f}x bare (median of 3)"),
-        ("llmeval run: engine start to return (+ scoring, writes, summary)", f"{end:.2f} s = {end / b:.2f}x bare"),
-        ("llmeval CPU per call (whole run incl. start-up)",
-         f"{statistics.median(cpu_ours) / calls * 1000:.1f} ms"),
-        (f"network floor {calls:,} x {latency_ms / 1000:g} s / {concurrency}",
-         f"{floor:.2f} s; bare litellm is {b / floor:.1f}x the floor (client CPU-bound)"),
-    ]
+    return rows
+
+
+def startup_time(work: Path, latency_ms: float = 0.0) -> list[tuple[str, str]]:
+    """Wall time of a fresh `llmeval run` of a 1-case suite with a model target on the fast path."""
+    proc, base_url = start_fake(latency_ms)
+    try:
+        (work / "one.yaml").write_text(
+            "name: one\ntargets: [{id: bot, model: openai/fake-model, api_base: '" + base_url + "', "
+            "api_key: sk-bench}]\ncases: [{id: a, input: hi}]\nmetrics: [{contains: ECHO}]\n")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        times, loads = [], []
+        for _ in range(5):
+            loads.append(load())
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "llmeval", "run", "one.yaml", "-q", "--no-cache", "--format", "",
+                            "-o", str(work / "runs")], cwd=work, check=True, capture_output=True, env=env)
+            times.append(time.perf_counter() - t0)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return [("llmeval run, 1 case, model target, fast path (fresh process, median of 5)",
+             f"{statistics.median(times):.3f} s (min {min(times):.3f}; load {', '.join(loads)})")]
 
 
 def help_time() -> list[tuple[str, str]]:
@@ -181,7 +260,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=20_000)
     parser.add_argument("--calls", type=int, default=2_000)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-overhead", action="store_true", help="Skip the python-target engine overhead.")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--skip-fake", action="store_true", help="Skip the fake-server comparison.")
     args = parser.parse_args()
@@ -190,9 +271,10 @@ def main() -> None:
         os.environ["LLMEVAL_CACHE_DIR"] = str(work / "cache")
         sys.path.insert(0, str(work))  # fast_targets.py
         os.chdir(work)
-        rows = engine_overhead(args.cases, work)
+        rows = [] if args.skip_overhead else engine_overhead(args.cases, work)
         if not args.skip_fake:
-            rows += against_fake(args.calls, args.concurrency, args.latency_ms, work)
+            rows += against_fake(args.calls, args.concurrency, args.latency_ms, work, args.repeats)
+        rows += startup_time(work)
         rows += help_time()
     width = max(len(k) for k, _ in rows)
     print(f"{'measure'.ljust(width)}  result")

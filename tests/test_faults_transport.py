@@ -1,5 +1,5 @@
 """The fault matrix, transport half: every way a call can fail on the wire, against the fake
-servers, for a model target (litellm) and an http target (httpx), plus python targets and the
+servers, for a model target (litellm and the fast path) and an http target (httpx), plus python targets and the
 judge. Each row asserts the error text recorded for the faulty case, the exit code, how many
 attempts reached the server and were retried, and that no result was lost, duplicated or counted
 as a pass (the suite gates on pass_rate 1.0, so one recorded error fails the run: exit 1).
@@ -107,13 +107,16 @@ def err(kind: str, message: str) -> dict[str, str]:
     return {"type": kind, "message": message}
 
 
-# --- a model target through litellm ------------------------------------------------------------
+# --- a model target, through litellm and through the fast path (client: openai) ---------------
+# Both clients must record every fault with the same words, attempts and retries.
+
+CLIENTS = ["litellm", "openai"]
 
 MODEL_SUITE = """\
     name: faults
     defaults: {{retries: {retries}, timeout_s: {timeout}}}
     targets:
-      - {{id: bot, model: openai/fake-model, api_base: "${{FAKE_BASE}}", api_key: {key}}}
+      - {{id: bot, model: openai/fake-model, api_base: "${{FAKE_BASE}}", api_key: {key}, client: {client}}}
     cases:
       - {{id: a, input: broken, expected: "ECHO: broken"}}
       - {{id: b, input: fine, expected: "ECHO: fine"}}
@@ -170,12 +173,14 @@ def warm_litellm(fake_openai_session: FakeOpenAI) -> None:
                           api_base=fake_openai_session.base_url, api_key=KEY, timeout=60))
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize("row", MODEL_ROWS, ids=[r.id for r in MODEL_ROWS])
-def test_model_target_fault(row: Row, warm_litellm: None, fake_openai: FakeOpenAI,
+def test_model_target_fault(row: Row, client: str, warm_litellm: None, fake_openai: FakeOpenAI,
                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_BASE", fake_openai.base_url)
     fake_openai.script("broken", *row.replies)
-    ran = run(MODEL_SUITE.format(retries=max(1, row.retries), key=KEY, timeout=row.timeout))
+    ran = run(MODEL_SUITE.format(retries=max(1, row.retries), key=KEY, timeout=row.timeout, client=client))
+    assert ran.manifest["targets"][0]["client"] == client
     check_accounting(ran, "bot", row.error)
     assert fake_openai.rule_calls["broken"] == row.attempts
     assert ran.manifest["calls"]["bot"]["retries"] == row.retries
@@ -187,9 +192,10 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_model_target_connection_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+def test_model_target_connection_refused(client: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_BASE", f"http://127.0.0.1:{closed_port()}/v1")
-    ran = run(MODEL_SUITE.format(retries=1, key=KEY, timeout=30))
+    ran = run(MODEL_SUITE.format(retries=1, key=KEY, timeout=30, client=client))
     refused = "connection refused: nothing is listening at the target's address (after 2 attempts)"
     assert [r["error"] for r in ran.rows] == [err("connection_error", refused)] * 2
     assert ran.code == 3

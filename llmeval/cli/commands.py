@@ -45,6 +45,10 @@ def run(
     model: list[str] | None = typer.Option(None, "--model", metavar="[TARGET=]MODEL",
                                            help="Another model for a model target, or for all of them (repeatable)."),
     case: list[str] | None = typer.Option(None, "--case", metavar="ID", help="Only these case ids (repeatable)."),
+    client: str | None = typer.Option(None, "--client", metavar="litellm|openai|auto",
+                                      show_default="each target's and judge's client:, else auto",
+                                      help="How model targets and judges are called: openai (plain HTTP to an "
+                                           "OpenAI-compatible endpoint, no litellm), litellm, or auto."),
     concurrency: int | None = typer.Option(None, "-j", "--concurrency", min=1, metavar="N",
                                            show_default="the suite's defaults.concurrency, else 8",
                                            help="Calls in flight per target."),
@@ -119,7 +123,7 @@ def run(
         models=parse_models(model), cases=case, rerun_failed=rerun_failed,
         secret_variables=parse_vars(secret_var, "--secret-var"),
         executor=parse_executor(executor), ray_address=ray_address, ray_num_cpus=ray_num_cpus,
-        ray_num_gpus=ray_num_gpus,
+        ray_num_gpus=ray_num_gpus, client=parse_client(client),
     )
     if baseline is not None:
         from llmeval.decide.baseline import check_baseline_path
@@ -263,3 +267,14 @@ def cache_clear_cmd() -> None:
 
     n = cache_clear()
     typer.echo(f"cleared {n} cached responses")
+
+
+def parse_client(value: str | None) -> str | None:
+    """`--client`: litellm, openai or auto (None when not given)."""
+    from llmeval.errors import UsageError
+
+    if value is None:
+        return None
+    if value.lower() not in ("litellm", "openai", "auto"):
+        raise UsageError(f"--client {value}: not a client", hint="one of litellm, openai, auto")
+    return value.lower()

@@ -11,6 +11,8 @@ from llmeval.config.chat import MessageSpec, ModelParams, Price, Strict, ToolSpe
 TARGET_LEVEL = frozenset({"pass_rate", "errors", "cost_usd", "latency_p50", "latency_p95", "tokens_prompt",
                           "tokens_completion"})
 """Target-level values a gate may name besides metric scores (from summary[target]; latency in ms)."""
+ClientName = Literal["litellm", "openai", "auto"]
+"""A model's client (llmeval/execute/providers/routing.py)."""
 DROP_TESTABLE = frozenset({"pass_rate"})
 """Target-level values a max_drop gate can test per case against a baseline (metric scores can too)."""
 
@@ -105,6 +107,9 @@ class ProviderSpec(Strict):
     """`auto`, `none`, `required`, a tool's name, or OpenAI's `{type: function, function: {name}}`."""
     price: Price | None = None
     """Cost per 1,000 tokens, for cost_usd and --dry-run estimates (overrides litellm's price list)."""
+    client: ClientName = "auto"
+    """How a model target's calls are made: `openai` (plain HTTP to an OpenAI-compatible
+    `/chat/completions`, no litellm), `litellm`, or `auto` (openai for OpenAI-compatible models)."""
 
 
 class TargetSpec(ProviderSpec):
@@ -121,7 +126,7 @@ class TargetSpec(ProviderSpec):
             raise ValueError(f"a target needs exactly one of model, http, python, outputs (found: {found})")
         if kinds[0] != "model":
             model_only = ("system", "prompt", "messages", "api_base", "api_key", "tools", "tool_choice")
-            extra = [k for k in model_only if getattr(self, k)]
+            extra = [k for k in model_only if getattr(self, k)] + (["client"] if self.client != "auto" else [])
             if extra or self.params:
                 raise ValueError(f"{', '.join(extra or ['params'])} only apply to model targets")
         if self.price is not None and kinds[0] not in ("model", "python"):
@@ -171,6 +176,8 @@ class JudgeSpec(Strict):
     retries: int | None = Field(None, ge=0, le=20)
     price: Price | None = None
     """Cost per 1,000 tokens of the judge model (overrides litellm's price list)."""
+    client: ClientName = "auto"
+    """How the judge's calls are made: `openai` (plain HTTP, no litellm), `litellm`, or `auto`."""
 
 
 class CaseSpec(Strict):

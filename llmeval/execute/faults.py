@@ -4,9 +4,10 @@ python target's code) to a TargetCallError with a kind, a message and whether a 
 
 Clients use it the same way, so one fault reads the same whichever client met it:
 `status_error(status, headers, body)` for an HTTP error status, `json_body(status, headers, body)`
-for a body that must be JSON, `no_choices()` / `not_a_completion(...)` for a chat answer with
-nothing to read, and `from_exception(e, timeout_s)` for anything raised. Messages never hold the
-request's URL or headers (they may carry credentials); the engine appends "(after N attempts)".
+for a body that must be JSON, `body_cut(received, expected)` for a body the connection cut short,
+`no_choices()` / `not_a_completion(...)` for a chat answer with nothing to read, and
+`from_exception(e, timeout_s)` for anything raised. Messages never hold the request's URL or headers
+(they may carry credentials); the engine appends "(after N attempts)".
 """
 
 from __future__ import annotations
@@ -106,6 +107,13 @@ def not_a_completion(detail: str) -> TargetCallError:
 def missing_path(what: str, detail: str) -> TargetCallError:
     """An HTTP target's `output` or `contexts` path that the response JSON does not have."""
     return bad_response(f"the response JSON has no {what} at path {detail}")
+
+
+def body_cut(received: int | None = None, expected: int | None = None) -> TargetCallError:
+    """The connection broke after the headers, before the body announced was all there (retried)."""
+    sizes = f" (received {received} of {expected} bytes)" if received is not None and expected is not None else ""
+    return TargetCallError("connection_error",
+                           f"the server closed the connection before the response body was complete{sizes}", True)
 
 
 def timeout(timeout_s: float | None, phase: str = "response") -> TargetCallError:
@@ -224,10 +232,7 @@ def _transport_fault(chain: list[BaseException]) -> TargetCallError | None:
         if "complete message body" in text or name in ("ClientPayloadError", "ContentLengthError",
                                                        "TransferEncodingError"):
             got = re.search(r"received (\d+) (?:bytes, expected|of) (\d+)", text)
-            sizes = f" (received {got[1]} of {got[2]} bytes)" if got else ""
-            return TargetCallError("connection_error",
-                                   f"the server closed the connection before the response body was complete{sizes}",
-                                   True)
+            return body_cut(int(got[1]), int(got[2])) if got else body_cut()
         if "without sending a response" in text or name == "ServerDisconnectedError":
             return TargetCallError("connection_error", "the server closed the connection without sending a response",
                                    True)

@@ -19,8 +19,12 @@ class JudgePool:
     defaults and the run's cache; all of them count into one `stats` (run.json's judge_usage)."""
 
     def __init__(self, cache: ResponseCache, defaults: Defaults | None = None,
-                 concurrency: int | None = None) -> None:
+                 concurrency: int | None = None, client: str | None = None) -> None:
         self.cache = cache
+        self.client = client
+        """`llmeval run --client`: overrides every judge's `client:`."""
+        self.clients: dict[str, str] = {}
+        """Judge model -> the client its calls took (run.json `judge_clients`)."""
         self.defaults = defaults if defaults is not None else Defaults()
         self.concurrency = concurrency
         self.stats = CallStats()
@@ -79,6 +83,7 @@ class Judge:
         if self.spec is None:
             raise ValueError("no judge configured: the suite has no `judge:` and the metric names none")
         merged = {**self.spec.params, **(params or {})}
+        client = self.client_for(merged)
         identity = {"kind": "judge", "model": self.spec.model, "messages": messages,
                     "params": {k: v for k, v in merged.items() if k not in SECRET_FIELDS},
                     "logprobs": logprobs, "top_logprobs": top_logprobs, "score_tokens": score_tokens}
@@ -97,7 +102,7 @@ class Judge:
                 completion, _ = await call_with_retries(
                     lambda: acomplete(self.spec.model, messages, params=merged, api_base=self.spec.api_base,
                                       api_key=self.spec.api_key, timeout=self.policy.timeout_s, logprobs=logprobs,
-                                      top_logprobs=top_logprobs, score_tokens=score_tokens),
+                                      top_logprobs=top_logprobs, score_tokens=score_tokens, client=client),
                     self.policy, self.stats,
                 )
             except Exception as e:
@@ -112,6 +117,15 @@ class Judge:
         self.stats.cost_usd += completion.cost_usd or 0.0
         self.cache.put(key, "judge", completion.to_dict())
         return completion
+
+    def client_for(self, params: dict[str, Any]) -> str:
+        """The client this judge's calls take (`openai`, `litellm` or `local`), noted in the pool."""
+        from llmeval.execute.providers.routing import resolve_client
+
+        assert self.spec is not None
+        client = resolve_client(self.spec.model, self.spec.api_base, params, self.pool.client or self.spec.client)
+        self.pool.clients[self.spec.model] = client
+        return client
 
     def _priced(self, completion: Completion) -> Completion:
         """The completion's cost from the judge's `price:` when it has one."""

@@ -133,9 +133,9 @@ def _estimate_cost(model: str, prompt_tokens: int, calls: int, max_tokens: int) 
     local/ models, None for a model without a known price."""
     if model.startswith("local/"):
         return 0.0
-    from llmeval.execute.providers.litellm_api import _lib
+    from llmeval.execute.providers.prices import price_map
 
-    prices = _lib().model_cost
+    prices = price_map()  # litellm's bundled map, read without importing litellm
     entry = prices.get(model) or prices.get(model.split("/", 1)[-1])
     if not entry:
         return None

@@ -42,8 +42,9 @@ def build_manifest(
         "git_sha": git_sha(suite.dir),
         "started_at": now(),
         "finished_at": None,
-        "targets": [{**raw_targets.get(tid, {"id": tid}), "kind": targets[tid].kind} for tid in ids],
-        "judge": redact(suite.raw.get("judge")),
+        "targets": [{**raw_targets.get(tid, {"id": tid}), "kind": targets[tid].kind, **_client(targets[tid])}
+                    for tid in ids],
+        "judge": _judge(suite),
         "metrics": metric_configs(suite),
         "gates_spec": [
             g.model_dump(exclude_none=True) | {"line": suite.line_of("gates", i)}
@@ -60,6 +61,7 @@ def build_manifest(
             "vars": options.variables,
             "secret_vars": sorted(options.secret_variables),
             "concurrency": options.concurrency,
+            "client": options.client,
             "no_cache": options.no_cache,
             "suite_file": str(suite.path.resolve()),
         },
@@ -67,6 +69,23 @@ def build_manifest(
         "summary": {},
         "gates": [],
     }
+
+
+def _client(target: Target) -> dict[str, str]:
+    """`client`: how a model target's calls are made (`openai`: the fast path, `litellm`, `local`)."""
+    client = getattr(target, "client", None)
+    return {"client": client} if client else {}
+
+
+def _judge(suite: Suite) -> Any:
+    """The suite's judge as written (secrets hidden), with the client its calls take."""
+    judge = redact(suite.raw.get("judge"))
+    spec = suite.spec.judge
+    if isinstance(judge, dict) and spec is not None:
+        from llmeval.execute.providers.routing import resolve_client
+
+        judge["client"] = resolve_client(spec.model, spec.api_base, dict(spec.params), spec.client)
+    return judge
 
 
 def metric_configs(suite: Suite) -> list[dict[str, Any]]:

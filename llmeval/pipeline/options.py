@@ -45,6 +45,8 @@ class RunOptions:
     ray_num_cpus: float | None = None
     ray_num_gpus: float | None = None
     """Resources of each model actor on Ray; None: the suite's `defaults.executor.models`."""
+    client: str | None = None
+    """`--client`: litellm, openai or auto for every model target and judge; None keeps each one's `client:`."""
     progress: Any = None
     """A callable factory(total, description) -> object with advance(result) and close(); None for silence."""
     quiet: bool = False

@@ -43,6 +43,23 @@ def apply_models(suite: Suite, models: dict[str, str]) -> None:
             raw[tid]["model"] = model
 
 
+def apply_client(suite: Suite, client: str | None) -> None:
+    """`--client`: every model target's and the suite judge's `client:` (metric judges take it from
+    the run's JudgePool). The suite as run.json records it changes too."""
+    if client is None:
+        return
+    raw = {t.get("id"): t for t in suite.raw.get("targets", []) if isinstance(t, dict)}
+    for t in suite.spec.targets:
+        if t.model is not None:
+            t.client = client  # type: ignore[assignment]
+            if t.id in raw:
+                raw[t.id]["client"] = client
+    if suite.spec.judge is not None:
+        suite.spec.judge.client = client  # type: ignore[assignment]
+        if isinstance(suite.raw.get("judge"), dict):
+            suite.raw["judge"]["client"] = client
+
+
 def check_case_ids(suite: Suite, ids: list[str] | None) -> None:
     """Raise UsageError when `--case` names an id the suite does not have."""
     known = {c.id: c for c in suite.cases}

@@ -107,6 +107,7 @@ def _restore_options(options: RunOptions, manifest: dict[str, Any]) -> None:
     options.epochs = options.epochs or saved.get("epochs")
     options.cases = options.cases or saved.get("cases")
     options.models = {**(saved.get("models") or {}), **options.models}
+    options.client = options.client or saved.get("client")
     if options.shard is None and saved.get("shard"):
         options.shard = tuple(saved["shard"])  # type: ignore[assignment]
     options.variables = {**saved.get("vars", {}), **options.variables}
@@ -119,9 +120,10 @@ def _restore_options(options: RunOptions, manifest: dict[str, Any]) -> None:
 
 def plan(suite: Suite, options: RunOptions) -> tuple[list[WorkItem], list[str], int]:
     """The work items of a run: selected cases x targets x epochs."""
-    from llmeval.pipeline.overrides import apply_models, check_case_ids
+    from llmeval.pipeline.overrides import apply_client, apply_models, check_case_ids
 
     apply_models(suite, options.models)
+    apply_client(suite, options.client)
     check_case_ids(suite, options.cases)
     spec = suite.spec
     ids = [t.id for t in spec.targets]
@@ -282,6 +284,7 @@ def finish(
         manifest["calls"] = {tid: s.to_dict() for tid, s in engine.stats.items()}
     if judge is not None:
         manifest["judge_usage"] = judge.stats.to_dict()
+        manifest["judge_clients"] = dict(sorted(judge.pool.clients.items()))
     if options.baseline is not None:
         manifest["baseline"] = str(options.baseline)
     write_manifest(run_dir, manifest)
@@ -391,7 +394,7 @@ def make_judge(suite: Suite, cache: ResponseCache, options: RunOptions) -> Any:
         return None
     from llmeval.execute.judge import JudgePool
 
-    return JudgePool(cache, suite.spec.defaults, options.concurrency).judge(suite.spec.judge)
+    return JudgePool(cache, suite.spec.defaults, options.concurrency, options.client).judge(suite.spec.judge)
 
 
 def metrics_dir(suite: Suite) -> Path | None:

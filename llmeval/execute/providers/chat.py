@@ -1,4 +1,5 @@
-"""One entry point for chat completions: `local/...` in-process, anything else via litellm."""
+"""One entry point for chat completions: `local/...` in-process, OpenAI-compatible endpoints on the
+fast path (providers/openai_http.py, no litellm), anything else via litellm (providers/routing.py decides)."""
 
 from __future__ import annotations
 
@@ -33,10 +34,11 @@ async def acomplete(
     score_tokens: list[str] | None = None,
     tools: list[dict[str, Any]] | None = None,
     tool_choice: str | dict[str, Any] | None = None,
+    client: str | None = None,
 ) -> Completion:
     """Complete a chat in OpenAI's message format (`tools` and `tool_choice` in OpenAI's schema;
     the calls the model makes come back in `Completion.tool_calls`); raises TargetCallError
-    (retryable or not) on failure."""
+    (retryable or not) on failure. `client` is the target's or judge's `client:` (None: auto)."""
     if model.startswith("local/"):
         from llmeval.errors import TargetCallError
 
@@ -49,12 +51,20 @@ async def acomplete(
 
         return await local.acomplete(model, messages, params=params, logprobs=logprobs,
                                      top_logprobs=top_logprobs, score_tokens=score_tokens, timeout=timeout)
-    from llmeval.execute.providers.litellm_api import acomplete as litellm_complete
+    from llmeval.execute.providers.routing import resolve_client
 
     extra: dict[str, Any] = {}
     if tools:
         extra["tools"] = tools
         if tool_choice is not None:
             extra["tool_choice"] = tool_choice
+    if resolve_client(model, api_base, params, client) == "openai":
+        from llmeval.execute.providers import openai_http
+
+        return await openai_http.acomplete(model, messages, params={**params, **extra}, api_base=api_base,
+                                           api_key=api_key, timeout=timeout, logprobs=logprobs,
+                                           top_logprobs=top_logprobs)
+    from llmeval.execute.providers.litellm_api import acomplete as litellm_complete
+
     return await litellm_complete(model, messages, params={**params, **extra}, api_base=api_base,
                                   api_key=api_key, timeout=timeout, logprobs=logprobs, top_logprobs=top_logprobs)

@@ -6,8 +6,9 @@ import os
 from typing import Any
 
 from llmeval.execute import faults
+from llmeval.execute.providers.openai_format import read_logprobs
 from llmeval.results.messages import parse_tool_calls
-from llmeval.results.records import Completion, TokenLogprob, Usage
+from llmeval.results.records import Completion, Usage
 
 _litellm: Any = None
 
@@ -143,23 +144,4 @@ def _completion(resp: Any, litellm: Any) -> Completion:
         calls = parse_tool_calls(getattr(choice.message, "tool_calls", None))
     except ValueError as e:
         raise faults.bad_response(f"unreadable tool calls in the answer: {e}") from None
-    return Completion(text, usage, cost, _logprobs(choice), getattr(choice, "finish_reason", None), calls)
-
-
-def _logprobs(choice: Any) -> list[TokenLogprob] | None:
-    lp = getattr(choice, "logprobs", None)
-    if lp is None:
-        return None
-    content = lp.get("content") if isinstance(lp, dict) else getattr(lp, "content", None)
-    if not content:
-        return None
-    out = []
-    for t in content:
-        get = t.get if isinstance(t, dict) else lambda k, _t=t: getattr(_t, k, None)
-        tops = get("top_logprobs") or []
-        top = {}
-        for alt in tops:
-            aget = alt.get if isinstance(alt, dict) else lambda k, _a=alt: getattr(_a, k, None)
-            top[aget("token")] = float(aget("logprob"))
-        out.append(TokenLogprob(get("token"), float(get("logprob")), top))
-    return out
+    return Completion(text, usage, cost, read_logprobs(choice), getattr(choice, "finish_reason", None), calls)

@@ -1,4 +1,5 @@
-"""A chat model through litellm (any provider) or the in-process `local/` provider."""
+"""A chat model: OpenAI-compatible endpoints on the fast path, any other provider through litellm, or the
+in-process `local/` provider (providers/routing.py picks)."""
 
 from __future__ import annotations
 
@@ -23,15 +24,23 @@ class ModelTarget(Target):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
+        from llmeval.execute.providers.routing import resolve_client
+
+        self.client = resolve_client(self.spec.model, self.spec.api_base, dict(self.spec.params), self.spec.client)
+        """`openai` (fast path), `litellm` or `local`: recorded in run.json."""
         if self.spec.model and self.spec.model.startswith("local/"):
             from llmeval.execute.providers.local import resolve_local_model
 
             resolve_local_model(self.spec.model)
 
     async def warm_up(self) -> None:
-        # litellm's import (~3 s) and its first call's setup must not count in a case's latency
-        # or timeout (local/ models are loaded by the runner's preload).
-        if self.spec.model and not self.spec.model.startswith("local/"):
+        # litellm's import (~3 s), or the fast path's aiohttp session, and a first call's setup must
+        # not count in a case's latency or timeout (local/ models are loaded by the runner's preload).
+        if self.client == "openai":
+            from llmeval.execute.providers.openai_http import warm_up as fast_warm_up
+
+            await fast_warm_up(self.spec.model, self.spec.api_base)
+        elif self.client == "litellm":
             from llmeval.execute.providers.litellm_api import warm_up
 
             await warm_up(self.spec.model, self.spec.api_base)
@@ -83,7 +92,7 @@ class ModelTarget(Target):
         c = await acomplete(
             request["model"], messages, params=request["params"],
             api_base=self.spec.api_base, api_key=self.spec.api_key, timeout=timeout,
-            tools=request.get("tools"), tool_choice=request.get("tool_choice"),
+            tools=request.get("tools"), tool_choice=request.get("tool_choice"), client=self.client,
         )
         return TargetResponse(c.text, None, c.usage, c.cost_usd, tool_calls=c.tool_calls)
 
