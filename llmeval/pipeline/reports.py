@@ -10,7 +10,7 @@ from llmeval.decide.compare import compare_runs
 from llmeval.report.render import FORMATS, render_reports
 from llmeval.results.runlog import Run, load_run
 
-__all__ = ["FORMATS", "rerender", "write_reports"]
+__all__ = ["FORMATS", "rerender", "write_reports", "write_stored_reports"]
 
 
 def write_reports(run_dir: Path, formats: list[str], baseline: Run | None = None,
@@ -23,6 +23,13 @@ def write_reports(run_dir: Path, formats: list[str], baseline: Run | None = None
     if baseline is not None and ("html" in formats or "md" in formats):
         comparison = compare_runs(baseline, run, seed=int((run.manifest.get("stats") or {}).get("seed") or 0))
     return render_reports(run, formats, Path(out_dir) if out_dir is not None else run.dir, comparison)
+
+
+def write_stored_reports(run_dir: Path, formats: list[str], baseline: Run | None = None) -> list[Any]:
+    """Load the run as stored (secrets scrubbed), write its reports, and return its results."""
+    run = load_run(run_dir)
+    write_reports(run_dir, formats, baseline=baseline, run=run)
+    return run.results
 
 
 def rerender(run_dir: Path, formats: list[str], baseline_dir: Path | None = None,

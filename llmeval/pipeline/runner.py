@@ -293,7 +293,9 @@ def finish(
         # The reports read the run as stored (secrets scrubbed); the scored list is let go first, so a
         # large run never holds two copies, and the outcome carries the stored results.
         results.clear()
-        results = _write_reports(run_dir, options.formats, baseline)
+        from llmeval.pipeline.reports import write_stored_reports
+
+        results = write_stored_reports(run_dir, options.formats, baseline)
     exit_code = 0
     if not all(g.passed for g in gates):
         exit_code = 1
@@ -309,11 +311,10 @@ def finish(
             f" {plural(metric_errors, 'metric error')}; run saved in {run_dir}",
         )
     if all_failed:
-        assert first is not None
+        said = f" (first: {first.type}: {first.message})" if first else ""
         raise _failed(
             outcome,
-            f"every case of target(s) {', '.join(all_failed)} errored "
-            f"(first: {first.type}: {first.message}); run saved in {run_dir}",
+            f"every case of target(s) {', '.join(all_failed)} errored{said}; run saved in {run_dir}",
         )
     if unscored:
         (tid, key, reason), *more = unscored
@@ -344,16 +345,6 @@ def _failed(outcome: RunOutcome, message: str) -> RunError:
     err = RunError(message)
     err.outcome = outcome  # type: ignore[attr-defined]
     return err
-
-
-def _write_reports(run_dir: Path, formats: list[str], baseline: Any = None) -> list[Result]:
-    """Write the reports of the stored run; its results, as loaded for them."""
-    from llmeval.pipeline.reports import write_reports
-    from llmeval.results.runlog import load_run
-
-    run = load_run(run_dir)
-    write_reports(run_dir, formats, baseline=baseline, run=run)
-    return run.results
 
 
 async def _execute(engine: Engine, todo: list[WorkItem], handle_signals: bool) -> bool:
