@@ -48,3 +48,73 @@ def test_bootstrap_memory_does_not_grow_with_resamples_times_n() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 40_000_000
+
+
+SCALE_SUITE = """\
+name: chunked
+targets: [{id: py, python: "chunkedtarget:answer"}]
+cases: {cases}
+metrics:
+  - contains: {value: "refund"}
+  - rouge: {types: [rouge1, rougeL], threshold: 0.5}
+  - bleu
+  - whole_batch
+"""
+
+CHUNK_TARGET = '''
+def answer(case):
+    words = (case.expected or "").split()
+    return " ".join(w if (i + len(case.id)) % 4 else "refund" for i, w in enumerate(words))
+'''
+
+WHOLE_BATCH = '''
+from llmeval import register_metric
+
+
+@register_metric("whole_batch")
+def whole_batch(result):
+    """A user metric: never chunked (llmeval cannot know it scores each case alone)."""
+    return min(1.0, len(result.output or "") / 80)
+'''
+
+
+def chunked_run(folder, monkeypatch: pytest.MonkeyPatch, chunk: int) -> tuple[list[dict], dict]:
+    import json
+
+    import llmeval
+    from llmeval.metrics import scoring
+
+    monkeypatch.setattr(scoring, "CHUNK", chunk)
+    run = llmeval.evaluate(folder / "suite.yaml", out_dir=folder / f"runs-{chunk}", formats=[])
+    lines = [json.loads(x) for x in (run.dir / "results.jsonl").read_text().splitlines()]
+    return lines, run.manifest
+
+
+def test_a_run_scored_chunk_by_chunk_stores_what_one_batch_stores(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "chunkedtarget.py").write_text(CHUNK_TARGET)
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "whole_batch.py").write_text(WHOLE_BATCH)
+    words = ["refund", "within", "thirty", "days"]
+    rows = [{"id": f"c{i:03d}", "input": f"q{i}",
+             "expected": " ".join(words[: 1 + i % 4] + ["of", "delivery"] * (i % 3)),
+             **({"assert": [{"contains": {"value": "days", "name": "has_days"}}]} if i % 5 == 0 else {})}
+            for i in range(53)]
+    (tmp_path / "suite.yaml").write_text(SCALE_SUITE.replace("{cases}", json.dumps(rows)))
+    one, m1 = chunked_run(tmp_path, monkeypatch, 10_000)
+    many, m7 = chunked_run(tmp_path, monkeypatch, 7)
+    assert len(one) == len(many) == 53
+    for a, b in zip(one, many, strict=True):
+        assert (a["case_id"], a["output"], a["passed"]) == (b["case_id"], b["output"], b["passed"])
+        assert list(a["scores"]) == list(b["scores"])  # the same keys in the same order
+        assert a["scores"] == b["scores"]
+    assert list(one[0]["scores"])[:5] == ["contains", "rouge1", "rougeL", "bleu", "whole_batch"]
+    assert list(one[0]["scores"])[5:] == ["has_days"]  # and its own assertion, last
+    for m in (m1, m7):
+        del m["summary"]["py"]["latency_ms"]  # wall-clock times: the only part that may differ
+    assert m1["summary"] == m7["summary"]
+    assert m1["summary"]["py"]["rougeL"]["n"] == 53 and m1["summary"]["py"]["bleu"]["corpus"] is not None
+    assert sum(1 for r in many if r["passed"]) == sum(1 for r in one if r["passed"]) > 0

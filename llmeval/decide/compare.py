@@ -280,6 +280,8 @@ def _bleu_metrics(manifest: dict[str, Any], keys: list[str]) -> list[tuple[str, 
 
 
 _STAT_KEYS = ("counts", "totals", "sys_len", "ref_len")
+COMPARED_DETAILS = frozenset({*_STAT_KEYS, "not_applicable"})
+"""The keys of a score's details a comparison reads (corpus BLEU's n-gram statistics)."""
 
 
 def _bleu_stats(rs: list[Result], key: str) -> list[float] | None:

@@ -61,6 +61,9 @@ class Metric:
     """The values a score can take: thresholds and gate bounds outside it are suite errors."""
     cpu_bound: ClassVar[bool] = False
     """True when score_all should run off the event loop (pure-Python scoring of many cases)."""
+    per_case: ClassVar[bool] = False
+    """True when a case's score depends on that case alone (no batch-wide statistics, no shared
+    call pool), so a large run may score it chunk by chunk and let each chunk go once written."""
 
     def __init__(self, options: MetricOptions) -> None:
         self.options = options
@@ -149,6 +152,8 @@ class Check:
 class CheckMetric(Metric):
     """A deterministic yes/no metric: implement `check`; `not_<kind>` comes for free."""
 
+    per_case = True
+
     def check(self, sample: Result) -> Check:
         """Whether `sample` passes, with the reason for either answer."""
         raise TypeError(f"{type(self).__name__} must implement check")
@@ -159,6 +164,8 @@ class CheckMetric(Metric):
 
 class NegatedMetric(Metric):
     """`not_<kind>`: passes when the wrapped check fails; fails with the reason the check passed."""
+
+    per_case = True
 
     def __init__(self, inner: CheckMetric, options: MetricOptions) -> None:
         self.inner = inner

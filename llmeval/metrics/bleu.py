@@ -90,6 +90,7 @@ class _SacreMetric(Metric, ABC):
 
     requires = frozenset({"expected"})
     cpu_bound = True
+    per_case = True  # sentence scores; the corpus score is computed from the outputs in the summary
     raw_name = ""
 
     def __init__(self, options: MetricOptions) -> None:

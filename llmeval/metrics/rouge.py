@@ -83,6 +83,7 @@ class Rouge(Metric):
     requires = frozenset({"expected"})
     Options = RougeOptions
     cpu_bound = True
+    per_case = True
 
     def __init__(self, options: MetricOptions) -> None:
         super().__init__(options)

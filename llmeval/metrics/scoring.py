@@ -2,24 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from llmeval.errors import LlmevalError
 from llmeval.metrics.base import Metric, ScoringContext, metric_error
 from llmeval.results.records import Result, Score
 
+CHUNK = 10_000
+"""Results per chunk when a run scores chunk by chunk (see `score_results`)."""
+
+Job = tuple[Metric, list[Result]]
+
 
 async def score_results(results: list[Result], metrics: list[Metric], ctx: ScoringContext,
-                        case_metrics: dict[str, list[Metric]] | None = None) -> None:
+                        case_metrics: dict[str, list[Metric]] | None = None,
+                        sink: Callable[[list[Result]], Any] | None = None, chunk: int | None = None) -> None:
     """Fill `scores` and `passed` of every result in place (errored results get no scores):
-    `metrics` score every result, `case_metrics[case_id]` (a case's assertions) only that case's."""
+    `metrics` score every result, `case_metrics[case_id]` (a case's assertions) only that case's.
+
+    With a `sink`, results are handed to it `chunk` (default CHUNK) at a time once fully scored (the run writes them
+    and keeps only what its summary needs, so a large run does not hold every score at once): metrics
+    whose score of a case depends on that case alone (`per_case`) score chunk by chunk; the others
+    (a batch-wide idf, judges sharing one concurrency pool, user code) still see every result in one
+    batch, first. Values, score order and `passed` are the same either way."""
     ok = [r for r in results if r.error is None]
     for r in results:
         r.scores = {}
-    jobs: list[tuple[Metric, list[Result]]] = [(m, ok) for m in metrics]
-    own: dict[int, tuple[Metric, list[Result]]] = {}
+    jobs: list[Job] = [(m, ok) for m in metrics]
+    own: dict[int, Job] = {}
     for r in ok:
         for m in (case_metrics or {}).get(r.case_id, []):
             own.setdefault(id(m), (m, []))[1].append(r)
     jobs += list(own.values())
+    gated = {k for m, _ in jobs if m.threshold is not None for k in m.keys()}
+    order = list(dict.fromkeys(k for m, _ in jobs for k in m.keys()))
+    chunk = chunk or CHUNK
+    if sink is None or len(results) <= chunk:
+        await _score_jobs(jobs, ctx)
+        _finish(results, gated, None)
+        if sink is not None:
+            sink(results)
+        return
+    await _score_jobs([j for j in jobs if not j[0].per_case], ctx)
+    later = [j for j in jobs if j[0].per_case]
+    for start in range(0, len(results), chunk):
+        part = results[start:start + chunk]
+        keys = {id(r) for r in part}
+        await _score_jobs([(m, [r for r in rs if id(r) in keys]) for m, rs in later], ctx)
+        _finish(part, gated, order)
+        sink(part)
+
+
+async def _score_jobs(jobs: list[Job], ctx: ScoringContext) -> None:
     for metric, samples in jobs:
         if not samples:
             continue
@@ -31,8 +66,13 @@ async def score_results(results: list[Result], metrics: list[Metric], ctx: Scori
             per_case = [await score_alone(metric, r, ctx) for r in samples]
         for r, scores in zip(samples, per_case, strict=True):
             r.scores.update(scores)
-    gated = {k for m, _ in jobs if m.threshold is not None for k in m.keys()}
+
+
+def _finish(results: list[Result], gated: set[str], order: list[str] | None) -> None:
+    """Scores in suite order (with `order`: whichever metric scored first), then each result's `passed`."""
     for r in results:
+        if order is not None and len(r.scores) > 1:
+            r.scores = {k: r.scores[k] for k in order if k in r.scores} | r.scores
         r.passed = case_passed(r, gated)
 
 

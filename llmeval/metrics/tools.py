@@ -117,6 +117,7 @@ class ToolArgsMatch(Metric):
                    "(default: the reference turn's tool calls), exact")
     Options = _ArgsOptions
     default_threshold = 1.0
+    per_case = True
 
     def __init__(self, options: MetricOptions) -> None:
         super().__init__(options)

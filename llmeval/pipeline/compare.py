@@ -9,6 +9,7 @@ from typing import Any
 
 from llmeval.decide.compare import Comparison, compare_runs, max_drop_gates
 from llmeval.errors import UsageError
+from llmeval.pipeline.reports import READ_DETAILS
 from llmeval.report.render import write_comparison
 from llmeval.results.runlog import Run, load_run
 
@@ -48,7 +49,7 @@ def compare_dirs(base_dir: Any, cand_dir: Any, out_dir: Any = None, seed: int | 
     Runs of different suites, or with no (case, target) in common, are refused (UsageError, nothing
     written) unless `force`."""
     check_bootstrap(seed, resamples)
-    base, cand = load_run(base_dir, allow_damaged), load_run(cand_dir, allow_damaged)
+    base, cand = (load_run(d, allow_damaged, READ_DETAILS) for d in (base_dir, cand_dir))
     names = [(r.manifest.get("suite") or {}).get("name") for r in (base, cand)]
     if names[0] != names[1] and not force:
         raise UsageError(f"the runs are of different suites: {names[0]!r} ({base_dir}) and {names[1]!r} ({cand_dir})",

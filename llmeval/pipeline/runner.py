@@ -6,7 +6,6 @@ import asyncio
 import copy
 import dataclasses
 import signal
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +30,32 @@ from llmeval.results.summary import build_summary
 SuiteSource = Suite | str | Path | dict[str, Any]
 
 
-@dataclass
 class RunOutcome:
-    """What a finished (or stopped) run produced."""
+    """What a finished (or stopped) run produced. `results` are the run's results as stored in its
+    results.jsonl (read on first use when not given: a large run is not held in memory for nobody)."""
 
-    run_dir: Path
-    manifest: dict[str, Any]
-    results: list[Result]
-    gates: list[GateResult]
-    exit_code: int
+    def __init__(self, run_dir: Path, manifest: dict[str, Any], results: list[Result] | None,
+                 gates: list[GateResult], exit_code: int) -> None:
+        self.run_dir = run_dir
+        self.manifest = manifest
+        self._results = results
+        self.gates = gates
+        self.exit_code = exit_code
+
+    @property
+    def results(self) -> list[Result]:
+        if self._results is None:
+            from llmeval.results.runlog import load_run
+
+            self._results = load_run(self.run_dir, allow_damaged=True).results
+        return self._results
 
     @property
     def passed(self) -> bool:
         return self.exit_code == 0
+
+    def __repr__(self) -> str:
+        return f"RunOutcome(run_dir={str(self.run_dir)!r}, exit_code={self.exit_code})"
 
 
 def run_suite(suite: SuiteSource | None, options: RunOptions) -> RunOutcome:
@@ -231,7 +243,15 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
             models=executor.models,
         )
         results.sort(key=lambda r: (r.epoch, r.case_id, r.target))
-        await score_results(results, suite.metrics, ctx, suite.case_metrics.by_case)
+        with writer.rewriting() as write:
+
+            def store(part: list[Result]) -> None:
+                # Written in full; the run keeps what its summary and gates read (see Score.light).
+                write(part)
+                for r in part:
+                    r.scores = {k: s.light() for k, s in r.scores.items()}
+
+            await score_results(results, suite.metrics, ctx, suite.case_metrics.by_case, sink=store)
         manifest["executor"] = executor.describe()  # now with the model actors scoring started
     finally:
         for t in targets.values():
@@ -239,7 +259,6 @@ async def _run(suite: Suite, options: RunOptions, resume_manifest: dict[str, Any
         for m in suite.all_metrics:
             await m.aclose()
         cache.close()
-    writer.rewrite_results(results)
     writer.close()
     return finish(suite, manifest, run_dir, results, ids, engine, judge, ctx, options)
 
@@ -289,19 +308,19 @@ def finish(
         manifest["baseline"] = str(options.baseline)
     write_manifest(run_dir, manifest)
     first = next((r.error for r in results if r.target == all_failed[0] and r.error), None) if all_failed else None
+    # The reports read the run as stored (secrets scrubbed), as does the outcome's `results`; the
+    # scored list is let go first, so a large run never holds two copies.
+    results.clear()
     if options.formats:
-        # The reports read the run as stored (secrets scrubbed); the scored list is let go first, so a
-        # large run never holds two copies, and the outcome carries the stored results.
-        results.clear()
         from llmeval.pipeline.reports import write_stored_reports
 
-        results = write_stored_reports(run_dir, options.formats, baseline)
+        write_stored_reports(run_dir, options.formats, baseline)
     exit_code = 0
     if not all(g.passed for g in gates):
         exit_code = 1
     if too_many or all_failed or unscored:
         exit_code = 3
-    outcome = RunOutcome(run_dir, manifest, results, gates, exit_code)
+    outcome = RunOutcome(run_dir, manifest, None, gates, exit_code)
     if too_many:
         n_target = sum(errors.values())
         raise _failed(

@@ -160,6 +160,10 @@ def text_of(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=1, default=str)
 
 
+REPORT_DETAILS = frozenset({"unsupported_claims", "unsupported", "claims", "not_applicable"})
+"""The keys of a score's details that the reports read (`load_run(..., details=REPORT_DETAILS)`)."""
+
+
 def unsupported_claims(result: Result) -> list[str]:
     """Claims a groundedness-style metric marked unsupported (details `unsupported_claims`, or
     `claims` entries with supported: false)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+from collections.abc import Container
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -242,6 +244,12 @@ class Score:
     def not_applicable(self) -> bool:
         return self.value is None and self.error is None and bool(self.details.get("not_applicable"))
 
+    def light(self) -> Score:
+        """This score without what only its stored line needs (details, the reason of a value):
+        what a summary, a gate and `passed` read, for a large run to keep once the line is written."""
+        details = {"not_applicable": True} if self.details.get("not_applicable") else {}
+        return Score(self.value, self.passed, self.reason if self.value is None else None, details, self.error)
+
     def to_dict(self) -> dict[str, Any]:
         d = {"value": self.value, "passed": self.passed, "reason": self.reason, "details": self.details}
         if self.error is not None:
@@ -249,13 +257,22 @@ class Score:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Score:
+    def from_dict(cls, d: dict[str, Any], details: Container[str] | None = None) -> Score:
+        """The score of a results.jsonl line; with `details`, only those detail keys are kept."""
         error = d.get("error")
         if "error" not in d and d.get("value") is None:
             # Runs written before the marker existed: their error reasons had fixed prefixes.
             reason = str(d.get("reason") or "")
             error = next((kind for prefix, kind in _LEGACY_PREFIXES if reason.startswith(prefix)), None)
-        return cls(d.get("value"), d.get("passed"), d.get("reason"), d.get("details") or {}, error)
+        return cls(d.get("value"), d.get("passed"), d.get("reason"), _shared_keys(d.get("details") or {}, details),
+                   error)
+
+
+def _shared_keys(d: dict[str, Any], keep: Container[str] | None) -> dict[str, Any]:
+    """`d` (only the `keep` keys, when given) with its keys and short text values interned: every
+    line of a large run repeats the same detail names, and a JSON parser makes new strings for each."""
+    return {sys.intern(k): sys.intern(v) if isinstance(v, str) and len(v) <= 40 else v
+            for k, v in d.items() if keep is None or k in keep}
 
 
 @dataclass(slots=True)
@@ -310,7 +327,8 @@ class Result:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Result:
+    def from_dict(cls, d: dict[str, Any], details: Container[str] | None = None) -> Result:
+        """The result of a results.jsonl line; with `details`, its scores keep only those detail keys."""
         err = d.get("error")
         return cls(
             case_id=d["case_id"],
@@ -325,7 +343,7 @@ class Result:
             cost_usd=d.get("cost_usd"),
             cached=bool(d.get("cached")),
             error=ErrorInfo(**err) if err else None,
-            scores={k: Score.from_dict(v) for k, v in (d.get("scores") or {}).items()},
+            scores={sys.intern(k): Score.from_dict(v, details) for k, v in (d.get("scores") or {}).items()},
             passed=d.get("passed"),
             tags=list(d.get("tags") or []),
             messages=d.get("messages"),

@@ -7,6 +7,8 @@ import os
 import secrets
 import time
 import warnings
+from collections.abc import Callable, Container, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,13 +59,25 @@ class RunWriter:
 
     def rewrite_results(self, results: list[Result]) -> None:
         """Replace results.jsonl atomically (after scoring adds scores to every line)."""
-        self._f.close()
+        with self.rewriting() as write:
+            write(results)
+
+    @contextmanager
+    def rewriting(self) -> Iterator[Callable[[list[Result]], None]]:
+        """Replace results.jsonl atomically with the lines handed to the yielded `write`, in the
+        order given; when the block raises, the file stays as it was (its results can be resumed)."""
         tmp = self.dir / f".{RESULTS}.tmp"
-        with tmp.open("w", encoding="utf-8") as f:
-            for r in results:
-                f.write(_line(r))
+        f = tmp.open("w", encoding="utf-8")
+        try:
+            yield lambda results: f.writelines(_line(r) for r in results)
             f.flush()
             os.fsync(f.fileno())
+        except BaseException:
+            f.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        f.close()
+        self._f.close()
         os.replace(tmp, self.dir / RESULTS)
         self._f = (self.dir / RESULTS).open("a", encoding="utf-8")
 
@@ -106,9 +120,10 @@ class ResultsFile:
     torn: DamagedLine | None = None
 
 
-def read_results(run_dir: Path) -> ResultsFile:
+def read_results(run_dir: Path, details: Container[str] | None = None) -> ResultsFile:
     """Read every line of results.jsonl: readable results are kept whatever comes before or after
-    them; readers never change the file (`read_for_resume` does, for --resume)."""
+    them; readers never change the file (`read_for_resume` does, for --resume). With `details`, the
+    scores keep only those detail keys (a report of a large run needs few of them)."""
     path = run_dir / RESULTS
     if not path.exists():
         return ResultsFile(path, [])
@@ -124,7 +139,7 @@ def read_results(run_dir: Path) -> ResultsFile:
                 number += 1
                 if not raw.strip():
                     continue
-                result, reason = _parse_line(raw)
+                result, reason = _parse_line(raw, details)
                 if result is not None:
                     results.append(result)
                 elif not raw.endswith(b"\n") and k == len(parts) - 1 and not f.peek(1):
@@ -134,7 +149,7 @@ def read_results(run_dir: Path) -> ResultsFile:
     return ResultsFile(path, results, tuple(damaged), torn)
 
 
-def _parse_line(raw: bytes) -> tuple[Result | None, str]:
+def _parse_line(raw: bytes, details: Container[str] | None = None) -> tuple[Result | None, str]:
     """The result on one line, or None and why not."""
     try:
         doc = json.loads(raw.decode("utf-8"))
@@ -148,7 +163,7 @@ def _parse_line(raw: bytes) -> tuple[Result | None, str]:
     if missing:
         return None, f"not a result (no string '{missing[0]}')"
     try:
-        return Result.from_dict(doc), ""
+        return Result.from_dict(doc, details), ""
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         return None, f"not a result ({type(e).__name__}: {e})"
 
@@ -269,18 +284,19 @@ class Run:
         return pd.DataFrame(rows)
 
 
-def load_run(path: str | Path, allow_damaged: bool = False) -> Run:
+def load_run(path: str | Path, allow_damaged: bool = False, details: Container[str] | None = None) -> Run:
     """Load a run directory (or its run.json); raises UsageError when it isn't one.
 
     A damaged results.jsonl (a line in the middle that holds no readable result) raises
     DamagedRunError unless `allow_damaged=True`: then the readable results are loaded, the damaged
     lines are listed in `Run.damaged` and an LlmevalWarning says so. The default refuses, as the
-    CLI does without --allow-damaged, so that a damaged run cannot feed a decision unnoticed."""
+    CLI does without --allow-damaged, so that a damaged run cannot feed a decision unnoticed.
+    `details`: keep only these keys of each score's details (what a report reads), to load less."""
     p = Path(path)
     if p.is_file() and p.name == MANIFEST:
         p = p.parent
     manifest = read_manifest(p, str(path))
-    file = read_results(p)
+    file = read_results(p, details)
     if file.damaged:
         if not allow_damaged:
             raise damage_error(file)
