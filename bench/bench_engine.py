@@ -36,6 +36,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fake_bench import load, start_fake, write_calls, write_model_suite  # noqa: E402  (bench/ is on sys.path)
+
 from llmeval.pipeline.options import RunOptions  # noqa: E402
 from llmeval.pipeline.runner import run_suite  # noqa: E402  (needs the repo root on sys.path)
 
@@ -95,13 +97,6 @@ def engine_overhead(n: int, work: Path) -> list[tuple[str, str]]:
         rows.append((label, f"{best['n'] / best['to_end']:,.0f} cases/s end to end ({best['to_end']:.2f} s; "
                             f"engine {best['engine']:.2f} s, start-up {best['startup']:.2f} s apart)"))
     return rows
-
-
-def start_fake(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.openai_server", "--latency-ms", str(latency_ms)],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
 
 
 async def bare_litellm(base_url: str, calls: int, concurrency: int) -> float:
@@ -167,11 +162,6 @@ async def bare_aiohttp(base_url: str, calls: int, concurrency: int) -> float:
     return took
 
 
-def load() -> str:
-    """The 1-minute load average, noted next to every number (the machine is shared)."""
-    return f"{os.getloadavg()[0]:.2f}"
-
-
 def against_fake(calls: int, concurrencies: list[int], latency_ms: float, work: Path, repeats: int
                  ) -> list[tuple[str, str]]:
     """The fast path, the litellm path, bare httpx and bare aiohttp loops, alternated, per -j."""
@@ -179,15 +169,9 @@ def against_fake(calls: int, concurrencies: list[int], latency_ms: float, work: 
     rows: list[tuple[str, str]] = []
     try:
         os.environ["BENCH_BASE"] = base_url
-        with (work / "calls.jsonl").open("w") as f:
-            for i in range(calls):
-                f.write(json.dumps({"id": f"q{i}", "input": f"question {i}"}) + "\n")
+        write_calls(work / "calls.jsonl", calls)
         for client in ("openai", "litellm"):
-            (work / f"model-{client}.yaml").write_text(
-                "name: against-fake\ndefaults: {retries: 0}\n"
-                "targets: [{id: bot, model: openai/fake-model, api_base: '${BENCH_BASE}', api_key: sk-bench, "
-                f"client: {client}}}]\n"
-                "dataset: {path: calls.jsonl}\nmetrics: [{contains: ECHO}]\n")
+            write_model_suite(work / f"model-{client}.yaml", "calls.jsonl", client)
         asyncio.run(bare_litellm(base_url, 64, 64))  # warm-up: imports, first-call set-up
         for j in concurrencies:
             floor = calls * latency_ms / 1000 / j

@@ -22,7 +22,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from fake_bench import ROOT, start_fake, write_calls  # bench/ is on sys.path
 
 DRIVER = textwrap.dedent("""\
     import json, resource, sys, time
@@ -53,19 +53,9 @@ DRIVER = textwrap.dedent("""\
     """)
 
 
-def start_fake(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.openai_server", "--latency-ms", str(latency_ms)],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
-
-
 def write_suite(work: Path, name: str, n: int, concurrency: int, executor: str) -> Path:
-    data = work / "cases.jsonl"
-    if not data.exists():
-        with data.open("w") as f:
-            for i in range(n):
-                f.write(json.dumps({"id": f"q{i}", "input": f"question {i}"}) + "\n")
+    if not (work / "cases.jsonl").exists():
+        write_calls(work / "cases.jsonl", n)
     suite = work / f"{name}.yaml"
     suite.write_text(
         f"name: {name}\ndefaults: {{concurrency: {concurrency}, retries: 0, executor: {executor}}}\n"

@@ -356,7 +356,8 @@ def _count_tokens(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve until Ctrl-C or SIGTERM; prints the base URL as the first line of stdout."""
+    """Serve until Ctrl-C or SIGTERM; prints the base URL as the first line of stdout and, on the
+    way out, `calls: N` (the chat requests answered, so a bench can check what a client sent)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
@@ -368,8 +369,10 @@ def main(argv: list[str] | None = None) -> None:
         print(server.base_url, flush=True)
         try:
             threading.Event().wait()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):
             pass
+        finally:
+            print(f"calls: {server.calls}", flush=True)
 
 
 if __name__ == "__main__":
