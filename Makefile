@@ -84,7 +84,7 @@ lint: install
 	$(BIN)/ruff check .
 
 bench: install
-	@for script in bench/*.py; do echo "== $$script"; $(OFFLINE) $(BIN)/python "$$script"; done
+	@for script in bench/bench_*.py; do echo "== $$script"; $(OFFLINE) $(BIN)/python "$$script"; done
 
 # FUZZ_ARGS="--mutants 10000 --seed 3" for another series; the table also goes to fuzz-report.md.
 FUZZ_ARGS ?=
