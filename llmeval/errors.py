@@ -21,12 +21,15 @@ class LlmevalError(Exception):
         return message if not self.hint else f"{message}\n  hint: {visible(self.hint)}"
 
 
-def visible(text: str) -> str:
+def visible(text: str, one_line: bool = False) -> str:
     """`text` with invisible and terminal-control characters written as escapes (`\\x1b`, `\\u202e`):
-    messages quote suites and datasets, whose keys may hide a zero-width space or an ANSI escape."""
+    messages quote suites and datasets, whose keys may hide a zero-width space or an ANSI escape.
+    With `one_line`, line breaks are escaped too (`\\n`): a positioned error is one line, whatever
+    a quoted path or value holds."""
     if text.isascii() and text.isprintable():
         return text
-    return "".join(ch if ch in "\n\t" or unicodedata.category(ch) not in _HIDDEN else _escape(ch) for ch in text)
+    keep = "\t" if one_line else "\n\t"
+    return "".join(ch if ch in keep or unicodedata.category(ch) not in _HIDDEN else _escape(ch) for ch in text)
 
 
 _HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
@@ -65,7 +68,7 @@ class ConfigError(LlmevalError):
         where = f"{visible(self.path)}:{self.line or 1}:{self.col or 1}: " if self.path else ""
         if self.path and self.path.startswith("<"):  # a suite given as data (`<dict>`) has no lines
             where = f"{visible(self.path)}: "
-        text = f"{where}{visible(self.message)}"
+        text = f"{where}{visible(self.message, one_line=True)}"
         text = text if not self.hint else f"{text}\n  hint: {visible(self.hint)}"
         return "\n".join([text, *(e.render() for e in self.also)])
 

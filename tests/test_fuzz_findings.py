@@ -40,3 +40,12 @@ def test_json_nested_a_hundred_thousand_deep_is_invalid_json() -> None:
 def test_yaml_nested_past_a_hundred_levels_is_an_error_at_the_level() -> None:
     Path("suite.yaml").write_text("name: t\nvars: {a: " + "[" * 5000 + "]" * 5000 + "}\n")
     assert validate() == (2, "suite.yaml:2:109: invalid YAML: mappings and lists nest more than 100 levels deep\n")
+
+
+def test_a_line_break_in_a_quoted_path_stays_on_the_error_line() -> None:
+    # Mutant m01846 (`make fuzz`, seed 15): "data/kitch\nen_outputs.jsonl" split its error in two lines.
+    for brk, shown in (("\\n", "\\x0a"), ("\\x85", "\\x85"), ("\\u2028", "\\u2028")):
+        write(f'name: t\ntargets:\n  - {{id: bot, outputs: "out{brk}put.jsonl"}}\ncases:\n  - {{id: a, input: hi}}\n')
+        code, out = validate()
+        assert (code, out.count("\n")) == (2, 1), out
+        assert out.startswith(f"suite.yaml:3:24: outputs file for target 'bot' not found: out{shown}put.jsonl"), out
