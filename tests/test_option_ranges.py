@@ -92,3 +92,24 @@ def test_init_into_an_existing_project_writes_nothing(tmp_path: Path, monkeypatc
                                       "p/.github/workflows/llmeval.yml already exist(s); nothing was written "
                                       "hint: pass --force to overwrite")
     assert Path("p/suites/example.yaml").read_text() == "mine"
+
+
+@pytest.mark.parametrize(("metric", "message"), [
+    ("{latency: -5}", "s.yaml:5:15: latency.max_ms: Input should be greater than or equal to 0"),
+    ("{latency: .nan}", "s.yaml:5:15: latency.max_ms: Input should be a finite number"),
+    ("{cost: {max_usd: -1}}", "s.yaml:5:22: cost.max_usd: Input should be greater than or equal to 0"),
+    ("{contains_any: []}", "s.yaml:5:20: contains_any.value: give the text to look for: an empty value would match "
+                           "every output"),
+    ('{contains: ""}', "s.yaml:5:16: contains.value: give the text to look for: an empty value would match every "
+                       "output"),
+    ('{contains_all: {value: [a, ""]}}', "s.yaml:5:28: contains_all.value: give the text to look for: an empty value "
+                                         "would match every output"),
+])
+def test_metric_options_out_of_range_are_suite_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric: str,
+                                                      message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("out.jsonl").write_text('{"id": "a", "output": "x"}\n')
+    Path("s.yaml").write_text(f"name: t\ntargets: [{{id: bot, outputs: out.jsonl}}]\ncases: [{{id: a, input: hi}}]\n"
+                              f"metrics:\n  - {metric}\n")
+    res = runner.invoke(app, ["validate", "s.yaml"])
+    assert (res.exit_code, res.stderr) == (2, message + "\n")

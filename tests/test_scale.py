@@ -19,6 +19,7 @@ def test_mean_ci_keeps_the_values_of_runs_made_before_chunking() -> None:
     assert mean_ci(VALUES) == (0.4999400599400599, 0.4826471028971029, 0.5171141358641358)
     assert mean_ci(VALUES, seed=7) == (0.4999400599400599, 0.48250724275724277, 0.5176645854145855)
     assert mean_ci([0.1, 0.9, 0.5], seed=3) == (0.5, 0.10000000000000002, 0.9)
+    assert mean_ci([0.7]) == (0.7, 0.7, 0.7)
 
 
 @pytest.mark.parametrize("n", [2, 3, 7, 1001, 4097])

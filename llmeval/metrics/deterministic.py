@@ -40,7 +40,14 @@ class ExactMatch(CheckMetric):
 
 class _ValueOptions(MetricOptions):
     value: str | list[str]
-    """The text to look for (or a list of them)."""
+    """The text to look for (or a list of them, not empty)."""
+
+    @field_validator("value")
+    @classmethod
+    def _not_empty(cls, v: str | list[str]) -> str | list[str]:
+        if not v or (isinstance(v, list) and not all(v)):
+            raise ValueError("give the text to look for: an empty value would match every output")
+        return v
 
 
 class Contains(CheckMetric):
@@ -195,7 +202,7 @@ class JsonSchema(CheckMetric):
 
 
 class _MaxMsOptions(MetricOptions):
-    max_ms: float
+    max_ms: float = Field(ge=0, allow_inf_nan=False)
     """The largest acceptable latency in milliseconds."""
 
 
@@ -215,7 +222,7 @@ class Latency(CheckMetric):
 
 
 class _MaxUsdOptions(MetricOptions):
-    max_usd: float
+    max_usd: float = Field(ge=0, allow_inf_nan=False)
     """The largest acceptable cost of one call in US dollars."""
 
 

@@ -12,6 +12,9 @@ CI_METHOD = "bootstrap-percentile over cases (epochs averaged within a case)"
 
 def mean_ci(values: Sequence[float], seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float, float]:
     """(mean, lo, hi): the mean and its 95% percentile-bootstrap interval."""
+    if len(values) == 1:  # nothing to resample (nor numpy to import for it: a one-case run starts faster)
+        v = float(values[0])
+        return v, v, v
     import numpy as np
 
     arr = np.asarray(values, dtype=float)
