@@ -111,10 +111,12 @@ def browser_times(path: Path) -> dict[str, float] | None:
 
 
 
-def json_mb(path: Path) -> float:
-    """The size of the case data once unpacked, as the page records it."""
-    found = re.search(r'data-json-bytes="(\d+)"', path.read_text())
-    return int(found.group(1)) / 1e6 if found else float("nan")
+def page_facts(path: Path) -> tuple[float, int]:
+    """The size of the case data once unpacked (MB), as the page records it, and how many texts it shortened."""
+    text = path.read_text()
+    found = re.search(r'data-json-bytes="(\d+)"', text)
+    cut = re.search(r"([\d,]+) long texts are shortened", text)
+    return (int(found.group(1)) / 1e6 if found else float("nan")), int(cut.group(1).replace(",", "")) if cut else 0
 
 
 def main() -> None:
@@ -148,7 +150,9 @@ def main() -> None:
             print(f"{name:<48} {size / 1e6:8.2f}")
         for label, path in pages:
             print(f"{label + ': file':<48} {path.stat().st_size / 1e6:8.2f}")
-            print(f"{label + ': case data unpacked (JSON)':<48} {json_mb(path):8.2f}")
+            mb, cut = page_facts(path)
+            print(f"{label + ': case data unpacked (JSON)':<48} {mb:8.2f}")
+            print(f"{label + ': texts shortened to fit':<48} {cut:8,}")
         for label, path in pages:
             times = browser_times(path)
             if times is None:

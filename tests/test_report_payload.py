@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -76,3 +77,16 @@ def test_the_unpacked_json_is_capped_even_when_it_packs_small(tmp_path: Path) ->
     assert capped.data["rows"][4]["c"][0]["o"].startswith("start 4 yyy")
     parts = [json.loads(gzip.decompress(base64.b64decode(p))) for p in (capped.payload, capped.details)]
     assert parts[0] | {"X": parts[1]} == capped.data
+
+
+def test_the_packed_parts_fit_the_budget_when_the_cut_texts_pack_better_than_the_rest(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    words = "refund order delivery return policy days shipping warranty account payment".split()
+    results = [result(f"c{i}", "t", {"accuracy": 0.9}, THR, output=base64.b64encode(rng.randbytes(1500)).decode(),
+                      contexts=[" ".join(rng.choice(words) for _ in range(800)) for _ in range(3)])
+               for i in range(300)]  # incompressible outputs, 7 MB of contexts that pack ~5x
+    run = load_run(write_run(tmp_path, "mixed", results, ["accuracy"], THR))
+    fitted = case_data(run, budget=1_000_000)
+    assert 900_000 < len(fitted.payload) + len(fitted.details) <= 1_000_000
+    assert fitted.truncated == 900 and all(len(c) > 1_000 for c in fitted.data["X"])  # contexts cut, not gutted
+    assert fitted.data["rows"][9]["c"][0]["o"] == results[9].output  # outputs whole

@@ -82,18 +82,24 @@ def case_data(run: Run, comparison: Any = None, budget: int = BUDGET_BYTES,
     the longest secondary texts (contexts, baseline outputs, reasons) are cut to one common length,
     then, if that is not enough, the longest inputs, references and outputs."""
     caps: list[int | None] = [None, None]
+    last: tuple[int, int] | None = None  # (JSON, packed) sizes before the last cut
     for _ in range(10):
         b = _Builder(caps)
         data = _build(run, comparison, b)
         raw = [to_json({k: v for k, v in data.items() if k != "X"}).encode("utf-8"), to_json(data["X"]).encode("utf-8")]
         packed = [pack(part) for part in raw]
         n_raw, n_packed = sum(map(len, raw)), sum(map(len, packed))
-        # Cuts are sized in JSON characters: a packed excess counts at this payload's ratio.
-        excess = max(n_raw - raw_budget, (n_packed - budget) * n_raw / n_packed)
+        # Cuts are sized in JSON characters: a packed excess counts at the rate the last cut saved
+        # (long texts often pack better than the rest), else at this payload's ratio.
+        rate = ratio = n_raw / n_packed
+        if last is not None and last[0] > n_raw and last[1] > n_packed:
+            rate = min(max((last[0] - n_raw) / (last[1] - n_packed), ratio / 4), ratio * 4)
+        excess = max(n_raw - raw_budget, (n_packed - budget) * rate)
         if excess <= 0 or caps[0] == MIN_CAP:
             break
         tier = 1 if caps[1] != MIN_CAP else 0
         caps[tier] = fit_cap(b.lengths[tier], int(excess) + 1, caps[tier])
+        last = (n_raw, n_packed)
     return CaseData(data, packed[0], packed[1], b.truncated, n_raw)
 
 
@@ -105,14 +111,17 @@ def pack(raw: bytes) -> str:
 
 def fit_cap(lengths: list[int], excess: int, current: int | None) -> int:
     """The largest cap below the current one whose cuts (each adding MARKER characters) save at least
-    `excess` characters (plus 3% for multi-byte text); MIN_CAP when none does."""
-    need = excess * 1.03
+    `excess` characters (plus 3% for multi-byte text) more than the current cap's; MIN_CAP when none does."""
+    need = excess * 1.03 + (_saved(lengths, current) if current else 0)  # `lengths` are of the uncut texts
     lo, hi = MIN_CAP, (current - 1) if current else max(lengths, default=MIN_CAP)
     while lo < hi:  # largest cap with savings >= need
         mid = (lo + hi + 1) // 2
-        saved = sum(n - mid - MARKER for n in lengths if n > mid + MARKER)
-        lo, hi = (mid, hi) if saved >= need else (lo, mid - 1)
+        lo, hi = (mid, hi) if _saved(lengths, mid) >= need else (lo, mid - 1)
     return max(MIN_CAP, lo)
+
+
+def _saved(lengths: list[int], cap: int) -> int:
+    return sum(n - cap - MARKER for n in lengths if n > cap + MARKER)
 
 
 def _build(run: Run, cmp: Any, b: _Builder) -> dict[str, Any]:

@@ -14,12 +14,15 @@
     return out;
   }
 
-  function unavailable(why) {
+  function note(text) {
     var p = document.createElement("p");
     p.className = "count errtext";
-    p.textContent = "The case table could not be shown: " + why + " results.jsonl has every result.";
+    p.textContent = text + " results.jsonl has every result.";
     var count = document.getElementById("count");
     count.parentNode.insertBefore(p, count);
+  }
+  function unavailable(why) {
+    note("The case table could not be shown: " + why);
     document.getElementById("controls").style.display = "none";
     document.body.setAttribute("data-ready", "error");
   }
@@ -43,7 +46,7 @@
           withDetails(X);
           document.body.setAttribute("data-details", "1");
           window.llmevalDetailsMs = performance.now();
-        }, function (err) { unavailable("its details could not be unpacked (" + err + ")."); });
+        }, function (err) { note("Contexts and reasons could not be unpacked (" + err + ")."); });
       }, 0);
     });
   }, function (err) { unavailable("its data could not be unpacked (" + err + ")."); });
