@@ -54,6 +54,7 @@ def test_report_opens_in_chromium_and_its_filters_work(tmp_path: Path) -> None:
         page.on("request", lambda r: requests.append(r.url))
         page.goto((cand / "report.html").as_uri())
         page.wait_for_selector("body[data-ready='1']")
+        page.wait_for_selector("body[data-details='1']")  # contexts and reasons, unpacked after the first page
         rows = "#case-table tbody tr.row"
         assert page.locator(rows).count() == 50  # first page of 121
         assert "Showing 1–50 of 121 rows" in page.locator("#count").inner_text()
@@ -71,6 +72,10 @@ def test_report_opens_in_chromium_and_its_filters_work(tmp_path: Path) -> None:
         page.fill("#f-search", "REFUND answer number 11")  # case-insensitive: 112 and 116 are refund cases
         expect(page.locator("#count")).to_contain_text("of 2 rows")
         assert page.locator(f"{rows} td:nth-child(2)").all_inner_texts() == ["case-112\nrefund", "case-116\nrefund"]
+        page.locator(rows).first.click()
+        assert "Retrieved contexts (1)refund policy text 112" in page.locator("tr.detailrow").text_content()
+        page.locator(rows).first.click()
+        assert page.locator("tr.detailrow").count() == 0
 
         page.fill("#f-search", "window.__xss")
         expect(page.locator("#count")).to_contain_text("of 1 rows")
@@ -134,5 +139,28 @@ def test_conversations_tool_calls_and_epochs_show_in_chromium(tmp_path: Path, mo
                                  "Hello! How can I help?\nuser:\nWhere is A1?\nInput\nWhere is A1?\n")
         assert 'Tool calls (1)\nlookup_order({"order_id": "A1"})\n' in detail
         assert page.locator("#flaky h2").inner_text() == "Flakiness across epochs"
+        browser.close()
+    assert problems == []
+
+
+def test_without_decompression_stream_the_scores_show_and_the_table_says_why(tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    _, cand = _runs(tmp_path)
+    write_reports(cand, ["html"])
+    problems: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        page.add_init_script("delete window.DecompressionStream")  # as in a browser older than 2023
+        page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+        page.goto((cand / "report.html").as_uri())
+        page.wait_for_selector("body[data-ready='error']")
+        assert page.locator("#summary table.metrics tbody tr").first.inner_text().startswith("accuracy")
+        note = page.locator("#cases p.errtext").inner_text()
+        assert note == ("The case table could not be shown: this browser cannot unpack it (it needs "
+                        "DecompressionStream: Chrome 80, Firefox 113, Safari 16.4 or newer). results.jsonl has "
+                        "every result.")
+        assert page.locator("#case-table tr").count() == 0 and page.locator("#controls").is_hidden()
         browser.close()
     assert problems == []

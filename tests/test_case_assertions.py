@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from llmeval.cli.main import app
 from tests.fakes import FakeOpenAI
 from tests.judgehelpers import in_prompt
+from tests.reportdata import case_data
 from tests.targethelpers import module, run
 
 UPPER = "def answer(case):\n    return str(case.input).upper()\n"
@@ -126,7 +127,7 @@ def test_per_case_metrics_show_in_every_report() -> None:
     assert 'message="2 metrics failed: icontains = 0; must_nope = 0"' in junit
     html = (run_dir / "report.html").read_text()
     assert "must_nope <span class=\"sub\">per-case, 1 case(s)</span>" in html
-    data = json.loads(html.split('id="llmeval-data">')[1].split("</script>")[0])
+    data = case_data(html)
     assert data["keys"] == ["icontains", "must_nope"]
     rows = {r["i"]: r for r in data["rows"]}
     assert rows["a"]["c"][0]["s"][1][:2] == [0.0, 0] and rows["b"]["c"][0]["s"][1] is None

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from llmeval.cli.main import app
 from tests.fakes import FakeOpenAI, Reply
+from tests.reportdata import case_data, readable
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -72,7 +73,7 @@ def test_the_support_agent_suite(project: Path, fake_openai: FakeOpenAI) -> None
             (REPO / "suites/prompts/support-system.txt").read_bytes()).hexdigest()}
     assert [g["passed"] for g in manifest["gates"]] == [True, True]
     html = (run_dir / "report.html").read_text()
-    data = json.loads(html.split('id="llmeval-data">')[1].split("</script>")[0])
+    data = case_data(html)
     row = next(r for r in data["rows"] if r["i"] == "refund-conversation/turn-3")
     assert row["c"][0]["tc"] == ['start_refund({"order_id": "B42", "reason": "too small"})']
     assert [data["T"][role] for role, _ in row["ms"]] == ["user", "assistant", "tool", "assistant", "user"]
@@ -110,4 +111,4 @@ def test_the_vision_suite(project: Path, fake_openai: FakeOpenAI) -> None:
                      "sha256": hashlib.sha256(png).hexdigest(), "media_type": "image/png",
                      "bytes": len(png), "detail": "low"}
     assert "base64" not in (run_dir / "results.jsonl").read_text()
-    assert "base64" not in (run_dir / "report.html").read_text()
+    assert "base64" not in readable((run_dir / "report.html").read_text())

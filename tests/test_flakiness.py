@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from llmeval.cli.main import app
+from tests.reportdata import case_data
 from tests.targethelpers import module
 
 FLIPPER = """\
@@ -73,7 +74,7 @@ def test_flaky_cases_are_counted_listed_and_gated() -> None:
     assert '<section id="flaky"><h2>Flakiness across epochs</h2>' in html
     assert '<tr><td><code>flaky</code></td><td>py</td><td class="num">2/3</td><td>exact_match</td>' in html
     assert '<a href="#flaky">Flaky</a>' in html
-    data = json.loads(html.split('id="llmeval-data">')[1].split("</script>")[0])
+    data = case_data(html)
     assert data["epochs"] is True and sorted({r.get("ep", 0) for r in data["rows"]}) == [0, 1, 2]
     assert '<property name="flaky_cases" value="1 of 3" />' in (run_dir / "junit.xml").read_text()
 

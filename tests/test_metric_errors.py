@@ -21,6 +21,7 @@ from llmeval.metrics.registry import build_metric
 from llmeval.results.records import ErrorInfo, Result, Score
 from llmeval.results.summary import build_summary, metric_summary
 from tests.metrichelpers import result, score_all
+from tests.reportdata import case_data
 from tests.runfactory import write_run
 
 runner = CliRunner()
@@ -197,10 +198,10 @@ def test_reports_show_metric_errors_per_case_and_per_metric(tmp_path: Path) -> N
     html = (run_dir / "report.html").read_text()
     assert '<div class="sub errtext" title="judge error: server_error: overloaded (after 5 attempts)">2 errors</div>' \
         in html and '<th scope="row">metric errors</th><td class="num" colspan="2">2</td>' in html
-    data = json.loads(html.split('id="llmeval-data">')[1].split("</script>")[0])
+    data = case_data(html)
     b = next(r for r in data["rows"] if r["i"] == "b")["c"][0]
     assert b["me"] == 1 and b["s"][0][0] is None and b["s"][0][3] == 1
-    assert data["T"][b["s"][0][2]] == JUDGE_ERROR.reason
+    assert data["X"][b["s"][0][2]] == JUDGE_ERROR.reason
     assert "METRIC ERROR" in (Path(__file__).parent.parent / "llmeval/report/assets/report.js").read_text()
     suite = ET.fromstring((run_dir / "junit.xml").read_text()).find("testsuite")
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("5", "0", "2")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.clirunhelpers import invoke, module, only_run_dir, results, write
+from tests.reportdata import readable
 
 OUTPUTS = {"fine": "All good: 30 days.", "json": '{"error": "boom"}', "refusal": "I don't know."}
 REASONS = {
@@ -63,6 +64,6 @@ def test_junit_failures_carry_the_not_check_reasons(ran: Path) -> None:
 
 
 def test_the_html_report_shows_the_not_check_reasons(ran: Path) -> None:
-    page = (ran / "report.html").read_text()
+    page = readable((ran / "report.html").read_text())
     assert "contains: 'error'" in page and "output is JSON (an object)" in page
     assert "missing: " not in page

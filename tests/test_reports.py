@@ -3,7 +3,10 @@ text shown and never run, the size limits, and `llmeval report` re-rendering a s
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
+import random
 import re
 import shutil
 import xml.dom.minidom
@@ -60,7 +63,14 @@ class Page(HTMLParser):
             self.text.append(data)
 
     def data(self) -> dict[str, Any]:
-        return json.loads(next(b for a, b in self.scripts if a.get("type") == "application/json"))
+        """The case data, unpacked; the details' texts as "X"."""
+        data = json.loads(gzip.decompress(base64.b64decode(self.packed(), validate=True)))
+        data["X"] = json.loads(gzip.decompress(base64.b64decode(self.packed("llmeval-details"), validate=True)))
+        return data
+
+    def packed(self, part: str = "llmeval-data") -> str:
+        [body] = [b for a, b in self.scripts if a.get("id") == part]
+        return body
 
     def count(self, tag: str, **attrs: str) -> int:
         return sum(1 for t, a in self.tags if t == tag and all(a.get(k) == v for k, v in attrs.items()))
@@ -107,21 +117,24 @@ def test_html_report_golden_structure(tmp_path: Path) -> None:
                                                                                                ("fluency", 3)]
     assert page.count("svg", **{"class": "chart"}) == 3  # two histograms and pass/fail
     scripts = [a for a, _ in page.scripts]
-    assert scripts == [{"type": "application/json", "id": "llmeval-data"}, {}]
+    data = page.data()
+    json_bytes = sum(len(json.dumps(part, ensure_ascii=False, separators=(",", ":")).encode())
+                     for part in ({k: v for k, v in data.items() if k != "X"}, data["X"]))
+    assert scripts == [{"type": "application/gzip", "id": "llmeval-data", "data-json-bytes": str(json_bytes)},
+                       {"type": "application/gzip", "id": "llmeval-details"}, {}]
     # self-contained: nothing to fetch, and the policy forbids fetching anyway
     assert [a for _, a in page.tags if "src" in a or not (a.get("href") or "#").startswith("#")] == []
     assert "http://" not in html and "https://" not in html
     assert "default-src 'none'" in html
-    data = page.data()
     assert data["targets"] == ["alpha", "beta"] and data["keys"] == ["accuracy", "fluency"]
     assert len(data["rows"]) == 10
     c0 = data["rows"][0]
     assert c0["i"] == "c0" and c0["in"] == "question 0?"
     alpha = c0["c"][0]
     assert alpha["o"] == "answer 0 from alpha" and alpha["p"] == 1
-    assert alpha["s"][0][:2] == [0.8, 1] and data["T"][alpha["s"][0][2]] == "judge says 0.80"
-    assert [data["T"][i] for i in alpha["cx"]] == ["Items ship in 5 days.", "Returns within 30 days."]
-    assert [data["T"][i] for i in alpha["u"]] == ["ships in 2 days"]
+    assert alpha["s"][0][:2] == [0.8, 1] and data["X"][alpha["s"][0][2]] == "judge says 0.80"
+    assert [data["X"][i] for i in alpha["cx"]] == ["Items ship in 5 days.", "Returns within 30 days."]
+    assert [data["X"][i] for i in alpha["u"]] == ["ships in 2 days"]
     errored = data["rows"][3]["c"][1]
     assert errored["p"] == 0 and data["T"][errored["er"]] == "TimeoutError: no answer after 60 s"
 
@@ -233,14 +246,14 @@ def test_hostile_text_is_escaped_in_every_format(tmp_path: Path) -> None:
     write_reports(run_dir, ["html", "md", "junit"])
     html = (run_dir / "report.html").read_text()
     page = Page(html)
-    assert page.count("script") == 2 and page.count("img") == 0
+    assert page.count("script") == 3 and page.count("img") == 0
     assert not [(t, k) for t, a in page.tags for k in a if k.startswith("on")]
-    json_text = next(b for a, b in page.scripts if a.get("type") == "application/json")
-    assert "<" not in json_text and ">" not in json_text
+    for part in ("llmeval-data", "llmeval-details"):  # nothing in them can end the element
+        assert re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", page.packed(part))
     data = page.data()
     row = data["rows"][0]
     assert row["i"] == HOSTILE and row["in"] == HOSTILE and row["c"][0]["o"] == HOSTILE
-    assert data["T"][row["tg"][0]] == HOSTILE and data["T"][row["c"][0]["s"][0][2]] == HOSTILE
+    assert data["T"][row["tg"][0]] == HOSTILE and data["X"][row["c"][0]["s"][0][2]] == HOSTILE
     assert HOSTILE in " ".join(page.text)  # the suite name in the header, shown as text
     md = (run_dir / "summary.md").read_text()
     assert "<script" not in md and "<img" not in md and "@team" not in md  # no HTML, no @mention
@@ -271,14 +284,30 @@ def test_report_command_rerenders_a_run_identically(tmp_path: Path, monkeypatch:
     assert res.exit_code == 2 and "unknown format(s) pdf" in res.output
 
 
-def test_a_report_with_huge_outputs_stays_under_15_mb_and_keeps_short_texts_whole(tmp_path: Path) -> None:
-    results = [result(f"c{i}", "t", {"accuracy": 0.9}, THR, output=f"start {i} " + "x" * 60_000,
-                      contexts=["short context"]) for i in range(300)]  # 18 MB of output text
+def test_a_report_with_huge_outputs_stays_under_30_mb_and_keeps_short_texts_whole(tmp_path: Path) -> None:
+    rng = random.Random(7)  # random text barely compresses: 32 MB of output text
+    results = [result(f"c{i}", "t", {"accuracy": 0.9}, THR, output=f"start {i} " + noise(rng, 64_000),
+                      contexts=["short context"]) for i in range(500)]
     run_dir = write_run(tmp_path, "huge", results, ["accuracy"], THR)
     write_reports(run_dir, ["html"])
     html_path = run_dir / "report.html"
-    assert html_path.stat().st_size < 15_000_000
+    assert 28_000_000 < html_path.stat().st_size < 30_000_000
     data = Page(html_path.read_text()).data()
     out = data["rows"][7]["c"][0]["o"]
-    assert out.startswith("start 7 xxx") and re.search(r"… \[\+[\d,]+ chars\]$", out)
-    assert data["truncated"] == 300 and "short context" in data["T"]
+    assert out.startswith("start 7 ") and re.search(r"… \[\+[\d,]+ chars\]$", out)
+    assert data["truncated"] == 500 and "short context" in data["X"]
+
+
+def noise(rng: random.Random, n: int) -> str:
+    return base64.b64encode(rng.randbytes(n * 3 // 4)).decode()
+
+
+def test_compressible_huge_outputs_are_kept_whole_in_a_small_page(tmp_path: Path) -> None:
+    results = [result(f"c{i}", "t", {"accuracy": 0.9}, THR, output=f"start {i} " + "x" * 60_000)
+               for i in range(300)]  # 18 MB of output text, which packs to a few kB
+    run_dir = write_run(tmp_path, "huge", results, ["accuracy"], THR)
+    write_reports(run_dir, ["html"])
+    html_path = run_dir / "report.html"
+    assert html_path.stat().st_size < 500_000
+    data = Page(html_path.read_text()).data()
+    assert data["rows"][7]["c"][0]["o"] == "start 7 " + "x" * 60_000 and data["truncated"] == 0

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from llmeval.cli.main import app
 from tests.fakes import FakeOpenAI, Reply
 from tests.judgehelpers import ONE_CASE, run_suite, tiny_nli_model, write_suite
+from tests.reportdata import readable
 
 TOKEN, KEY, ORG = "tok-7f3a9c-do-not-leak", "sk-live-4b8e2d-do-not-leak", "org-91c0-do-not-leak"
 
@@ -53,6 +54,7 @@ metrics:
     for f in run_dir.rglob("*"):
         if f.is_file():
             text = f.read_text(encoding="utf-8", errors="replace")
+            text = readable(text) if f.suffix == ".html" else text  # the case data, unpacked
             for secret in (TOKEN, KEY, ORG, host):
                 assert secret not in text, f"{secret} leaked into {f.name}"
     manifest = json.loads((run_dir / "run.json").read_text())

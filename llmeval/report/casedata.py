@@ -1,9 +1,16 @@
 """The per-case table of report.html as compact JSON: one row per (case, epoch), the targets side by
-side, repeated strings (contexts, reasons, tags) interned, long texts capped to fit a size budget."""
+side, repeated strings (contexts, reasons, tags) interned, long texts capped to fit a size budget.
+The page embeds it packed (gzip, then base64) and the browser unpacks it with DecompressionStream:
+prose packs 2.5-3x smaller, repetitive eval texts more. Texts that only a row's details and
+tooltips show (contexts, reasons, claims, baseline outputs: about half the bytes of a RAG run) are
+a second table, X, packed apart, so the browser draws the table first and unpacks them after."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from llmeval.report.view import by_case, metric_keys, run_targets, text_of, thresholds, unsupported_claims
@@ -11,8 +18,12 @@ from llmeval.results.messages import call_text, message_text
 from llmeval.results.records import Result
 from llmeval.results.runlog import Run
 
-BUDGET_BYTES = 13_000_000
-"""Default size limit of the JSON (report.html passes what is left of its 14.5 MB page budget)."""
+BUDGET_BYTES = 28_000_000
+"""Default limit of the packed payload, in the bytes it takes in the file (gzip + base64), since the
+limit that matters is the size of report.html; the page passes what is left of its own budget."""
+RAW_BUDGET = 160_000_000
+"""Limit of the JSON once unpacked (both parts): the browser parses it whole, so very compressible
+texts (a 60,000-character repeated output) are capped too, bounding parse time and memory."""
 MARKER = 18
 """Characters a truncation adds ("… [+12,345 chars]"; the full text is in results.jsonl)."""
 MIN_CAP = 60
@@ -24,8 +35,9 @@ class _Builder:
 
     def __init__(self, caps: list[int | None]) -> None:
         self.caps = caps
-        self.strings: list[str] = []
-        self.index: dict[str, int] = {}
+        self.strings: tuple[list[str], list[str]] = ([], [])
+        """T, texts the table shows (tags, roles, errors), and X, texts only details and tooltips show."""
+        self.index: tuple[dict[str, int], dict[str, int]] = ({}, {})
         self.truncated = 0
         self.lengths: list[list[int]] = [[], []]
         """Length of every text that may be cut, per tier (interned ones once), to fit the next cap."""
@@ -39,41 +51,77 @@ class _Builder:
             return s[:cap] + f"… [+{len(s) - cap:,} chars]"
         return s
 
-    def intern(self, s: Any) -> int:
+    def intern(self, s: Any, table: int = 0) -> int:
+        """The text's index in T (table 0) or X (table 1), each text stored once."""
         key = "" if s is None else str(s)
-        i = self.index.get(key)
+        i = self.index[table].get(key)
         if i is None:
-            i = self.index[key] = len(self.strings)
-            self.strings.append(self.cut(key, 1))
+            i = self.index[table][key] = len(self.strings[table])
+            self.strings[table].append(self.cut(key, 1))
         return i
 
+    def detail(self, s: Any) -> int:
+        return self.intern(s, 1)
 
-def case_data(run: Run, comparison: Any = None, budget: int = BUDGET_BYTES) -> tuple[dict[str, Any], int]:
-    """(data, truncated count): the table data; when its JSON would pass `budget` bytes, the longest
-    secondary texts (contexts, baseline outputs, reasons) are cut to one common length, then, if
-    that is not enough, the longest inputs, references and outputs."""
+
+@dataclass(frozen=True)
+class CaseData:
+    """The table data (X included), its two packed parts for the page (the table, then X), how many
+    texts were cut, and the size of the JSON of both parts."""
+
+    data: dict[str, Any]
+    payload: str
+    details: str
+    truncated: int
+    raw_bytes: int
+
+
+def case_data(run: Run, comparison: Any = None, budget: int = BUDGET_BYTES,
+              raw_budget: int = RAW_BUDGET) -> CaseData:
+    """The table data, packed; when the payload would pass `budget` bytes (or the JSON `raw_budget`),
+    the longest secondary texts (contexts, baseline outputs, reasons) are cut to one common length,
+    then, if that is not enough, the longest inputs, references and outputs."""
     caps: list[int | None] = [None, None]
+    last: tuple[int, int] | None = None  # (JSON, packed) sizes before the last cut
     for _ in range(10):
         b = _Builder(caps)
         data = _build(run, comparison, b)
-        size = len(to_json(data).encode("utf-8"))
-        if size <= budget or caps[0] == MIN_CAP:
+        raw = [to_json({k: v for k, v in data.items() if k != "X"}).encode("utf-8"), to_json(data["X"]).encode("utf-8")]
+        packed = [pack(part) for part in raw]
+        n_raw, n_packed = sum(map(len, raw)), sum(map(len, packed))
+        # Cuts are sized in JSON characters: a packed excess counts at the rate the last cut saved
+        # (long texts often pack better than the rest), else at this payload's ratio.
+        rate = ratio = n_raw / n_packed
+        if last is not None and last[0] > n_raw and last[1] > n_packed:
+            rate = min(max((last[0] - n_raw) / (last[1] - n_packed), ratio / 4), ratio * 4)
+        excess = max(n_raw - raw_budget, (n_packed - budget) * rate)
+        if excess <= 0 or caps[0] == MIN_CAP:
             break
         tier = 1 if caps[1] != MIN_CAP else 0
-        caps[tier] = fit_cap(b.lengths[tier], size - budget, caps[tier])
-    return data, b.truncated
+        caps[tier] = fit_cap(b.lengths[tier], int(excess) + 1, caps[tier])
+        last = (n_raw, n_packed)
+    return CaseData(data, packed[0], packed[1], b.truncated, n_raw)
+
+
+def pack(raw: bytes) -> str:
+    """gzip (no timestamp, so a re-render is byte-identical) then base64: ASCII that no text in the
+    data can turn into markup, safe inside a <script> element as it is."""
+    return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
 
 
 def fit_cap(lengths: list[int], excess: int, current: int | None) -> int:
     """The largest cap below the current one whose cuts (each adding MARKER characters) save at least
-    `excess` characters (plus 3% for multi-byte text); MIN_CAP when none does."""
-    need = excess * 1.03
+    `excess` characters (plus 3% for multi-byte text) more than the current cap's; MIN_CAP when none does."""
+    need = excess * 1.03 + (_saved(lengths, current) if current else 0)  # `lengths` are of the uncut texts
     lo, hi = MIN_CAP, (current - 1) if current else max(lengths, default=MIN_CAP)
     while lo < hi:  # largest cap with savings >= need
         mid = (lo + hi + 1) // 2
-        saved = sum(n - mid - MARKER for n in lengths if n > mid + MARKER)
-        lo, hi = (mid, hi) if saved >= need else (lo, mid - 1)
+        lo, hi = (mid, hi) if _saved(lengths, mid) >= need else (lo, mid - 1)
     return max(MIN_CAP, lo)
+
+
+def _saved(lengths: list[int], cap: int) -> int:
+    return sum(n - cap - MARKER for n in lengths if n > cap + MARKER)
 
 
 def _build(run: Run, cmp: Any, b: _Builder) -> dict[str, Any]:
@@ -94,9 +142,9 @@ def _build(run: Run, cmp: Any, b: _Builder) -> dict[str, Any]:
         row["c"] = [_cell(per_target.get(t), keys, b, changes.get((case_id, t))) for t in targets]
         rows.append(row)
     data = {
-        "targets": targets, "keys": keys, "thr": [thr.get(k) for k in keys], "T": b.strings, "rows": rows,
+        "targets": targets, "keys": keys, "thr": [thr.get(k) for k in keys], "T": b.strings[0], "rows": rows,
         "baseline": cmp.base_run_id if cmp is not None else None,
-        "epochs": len({r.epoch for r in run.results}) > 1, "truncated": b.truncated,
+        "epochs": len({r.epoch for r in run.results}) > 1, "truncated": b.truncated, "X": b.strings[1],
     }
     return data
 
@@ -120,19 +168,19 @@ def _cell(r: Result | None, keys: list[str], b: _Builder, change: Any) -> dict[s
         passed = None if s.passed is None else (1 if s.passed else 0)
         v = None if s.value is None else round(s.value, 4)
         if s.error is not None:  # [value, passed, reason, 1]: the score could not be computed
-            scores.append([v, passed, b.intern(s.reason or f"metric error ({s.error})"), 1])
+            scores.append([v, passed, b.detail(s.reason or f"metric error ({s.error})"), 1])
         else:
-            scores.append([v, passed] + ([b.intern(s.reason)] if s.reason else []))
+            scores.append([v, passed] + ([b.detail(s.reason)] if s.reason else []))
     if any(s is not None for s in scores):
         cell["s"] = scores
     n_errors = sum(1 for s in r.scores.values() if s.error is not None)
     if n_errors:
         cell["me"] = n_errors
     if r.contexts:
-        cell["cx"] = [b.intern(c) for c in r.contexts]
+        cell["cx"] = [b.detail(c) for c in r.contexts]
     claims = unsupported_claims(r)
     if claims:
-        cell["u"] = [b.intern(c) for c in claims]
+        cell["u"] = [b.detail(c) for c in claims]
     if change is not None:
         ch = change.change
         if ch != "unchanged":
@@ -142,13 +190,10 @@ def _cell(r: Result | None, keys: list[str], b: _Builder, change: Any) -> dict[s
         if change.base_passed is not None:
             cell["bp"] = 1 if change.base_passed else 0
         if change.base_output != r.output:
-            cell["bo"] = b.cut(change.base_output, 1)
+            cell["bo"] = b.detail(change.base_output)
     return cell
 
 
 def to_json(data: Any) -> str:
-    """JSON safe inside <script type="application/json">: <, >, & and line separators escaped, so
-    text such as `</script>` in a model output cannot end the element."""
-    s = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
-    return (s.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    """Compact JSON (it is packed before it reaches the page, so nothing in it needs escaping)."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
