@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,29 +67,38 @@ class _Builder:
 
 @dataclass(frozen=True)
 class CaseData:
-    """The table data (X included), its two packed parts for the page (the table, then X), how many
-    texts were cut, and the size of the JSON of both parts."""
+    """The case table for the page: its two packed parts (the table, then X), how many texts were
+    cut, the size of the JSON of both parts, and the baseline's run id (compare views)."""
 
-    data: dict[str, Any]
     payload: str
     details: str
     truncated: int
     raw_bytes: int
+    baseline: str | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The table data unpacked, X included (the rows are never held as objects while writing)."""
+        data = json.loads(gzip.decompress(base64.b64decode(self.payload)))
+        data["X"] = json.loads(gzip.decompress(base64.b64decode(self.details)))
+        return data
 
 
 def case_data(run: Run, comparison: Any = None, budget: int = BUDGET_BYTES,
               raw_budget: int = RAW_BUDGET) -> CaseData:
     """The table data, packed; when the payload would pass `budget` bytes (or the JSON `raw_budget`),
     the longest secondary texts (contexts, baseline outputs, reasons) are cut to one common length,
-    then, if that is not enough, the longest inputs, references and outputs."""
+    then, if that is not enough, the longest inputs, references and outputs. Each row is packed as
+    it is made, so a large run's table is never held as JSON text or row objects."""
     caps: list[int | None] = [None, None]
     last: tuple[int, int] | None = None  # (JSON, packed) sizes before the last cut
     for _ in range(10):
         b = _Builder(caps)
-        data = _build(run, comparison, b)
-        raw = [to_json({k: v for k, v in data.items() if k != "X"}).encode("utf-8"), to_json(data["X"]).encode("utf-8")]
-        packed = [pack(part) for part in raw]
-        n_raw, n_packed = sum(map(len, raw)), sum(map(len, packed))
+        table, details = _Packer(), _Packer()
+        _build(run, comparison, b, table)
+        details.write(to_json(b.strings[1]))
+        packed = [table.packed(), details.packed()]
+        n_raw, n_packed = table.raw + details.raw, sum(map(len, packed))
         # Cuts are sized in JSON characters: a packed excess counts at the rate the last cut saved
         # (long texts often pack better than the rest), else at this payload's ratio.
         rate = ratio = n_raw / n_packed
@@ -100,13 +110,48 @@ def case_data(run: Run, comparison: Any = None, budget: int = BUDGET_BYTES,
         tier = 1 if caps[1] != MIN_CAP else 0
         caps[tier] = fit_cap(b.lengths[tier], int(excess) + 1, caps[tier])
         last = (n_raw, n_packed)
-    return CaseData(data, packed[0], packed[1], b.truncated, n_raw)
+    baseline = comparison.base_run_id if comparison is not None else None
+    return CaseData(packed[0], packed[1], b.truncated, n_raw, baseline)
+
+
+class _Packer:
+    """JSON text packed as it is written: gzip (no name, no timestamp, so a re-render is
+    byte-identical), then base64: ASCII that no text in the data can turn into markup, safe inside
+    a <script> element as it is."""
+
+    FLUSH = 1 << 16
+
+    def __init__(self) -> None:
+        self._z = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
+        self._packed: list[bytes] = []
+        self._pending: list[str] = []
+        self._size = 0
+        self.raw = 0
+        """Bytes of JSON written so far."""
+
+    def write(self, text: str) -> None:
+        self._pending.append(text)
+        self._size += len(text)
+        if self._size >= self.FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        data = "".join(self._pending).encode("utf-8")
+        self.raw += len(data)
+        self._packed.append(self._z.compress(data))
+        self._pending, self._size = [], 0
+
+    def packed(self) -> str:
+        self._flush()
+        self._packed.append(self._z.flush())
+        return base64.b64encode(b"".join(self._packed)).decode("ascii")
 
 
 def pack(raw: bytes) -> str:
-    """gzip (no timestamp, so a re-render is byte-identical) then base64: ASCII that no text in the
-    data can turn into markup, safe inside a <script> element as it is."""
-    return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
+    """`raw` packed as the page embeds it (see _Packer)."""
+    p = _Packer()
+    p.write(raw.decode("utf-8"))
+    return p.packed()
 
 
 def fit_cap(lengths: list[int], excess: int, current: int | None) -> int:
@@ -124,15 +169,18 @@ def _saved(lengths: list[int], cap: int) -> int:
     return sum(n - cap - MARKER for n in lengths if n > cap + MARKER)
 
 
-def _build(run: Run, cmp: Any, b: _Builder) -> dict[str, Any]:
+def _build(run: Run, cmp: Any, b: _Builder, out: _Packer) -> None:
+    """Write the table's JSON to `out`: its rows as they are made, then the strings they point to."""
     targets = run_targets(run)
     keys = metric_keys(run.manifest)
     thr = thresholds(run.manifest)
     changes = {(c.case_id, c.target): c for c in cmp.cases} if cmp is not None else {}
-    rows = []
-    for (case_id, epoch), per_target in by_case(run.results).items():
+    out.write('{"rows":[')
+    epochs = set()
+    for n, ((case_id, epoch), per_target) in enumerate(by_case(run.results).items()):
         first = next(iter(per_target.values()))
         row: dict[str, Any] = {"i": case_id, "in": b.cut(text_of(first.input)), "ex": b.cut(text_of(first.expected))}
+        epochs.add(epoch)
         if epoch:
             row["ep"] = epoch
         if first.tags:
@@ -140,13 +188,13 @@ def _build(run: Run, cmp: Any, b: _Builder) -> dict[str, Any]:
         if first.messages:
             row["ms"] = [[b.intern(m.get("role")), b.cut(message_text(m))] for m in first.messages]
         row["c"] = [_cell(per_target.get(t), keys, b, changes.get((case_id, t))) for t in targets]
-        rows.append(row)
-    data = {
-        "targets": targets, "keys": keys, "thr": [thr.get(k) for k in keys], "T": b.strings[0], "rows": rows,
+        out.write(("," if n else "") + to_json(row))
+    rest = {
+        "targets": targets, "keys": keys, "thr": [thr.get(k) for k in keys], "T": b.strings[0],
         "baseline": cmp.base_run_id if cmp is not None else None,
-        "epochs": len({r.epoch for r in run.results}) > 1, "truncated": b.truncated, "X": b.strings[1],
+        "epochs": len(epochs) > 1, "truncated": b.truncated,
     }
-    return data
+    out.write("]," + to_json(rest)[1:])
 
 
 def _cell(r: Result | None, keys: list[str], b: _Builder, change: Any) -> dict[str, Any] | None:

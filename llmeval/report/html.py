@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from llmeval.report import charts
-from llmeval.report.casedata import case_data
+from llmeval.report.casedata import CaseData, case_data
 from llmeval.report.diff import diff_html
 from llmeval.report.view import (
     best_targets,
@@ -73,7 +73,7 @@ def render_html(run: Run, comparison: Any = None, compare_mode: bool = False) ->
     script = _asset("report.js")
     budget = PAGE_BUDGET - len(head.encode("utf-8")) - len(script.encode("utf-8")) - 4_000
     cases = case_data(run, comparison, budget=max(1_000_000, budget))
-    return (f"{head}\n{_cases_section(cases.data)}\n</main>\n{_footer(run, comparison, cases.truncated)}\n"
+    return (f"{head}\n{_cases_section(cases)}\n</main>\n{_footer(run, comparison, cases.truncated)}\n"
             f'<script type="application/gzip" id="llmeval-data" data-json-bytes="{cases.raw_bytes}">'
             f'{cases.payload}</script>\n<script type="application/gzip" id="llmeval-details">{cases.details}</script>\n'
             f"<script>{script}</script>\n</body></html>\n")
@@ -323,19 +323,19 @@ def _pf(v: bool | None) -> str:
     return "–" if v is None else ("pass" if v else "fail")
 
 
-def _cases_section(data: dict[str, Any]) -> str:
+def _cases_section(cases: CaseData) -> str:
     return ('<section id="cases"><h2>Cases</h2><div class="controls" id="controls">'
             '<label><input type="checkbox" id="f-failed"> failed</label>'
             '<label><input type="checkbox" id="f-errored"> errored</label>'
-            + ('<label><input type="checkbox" id="f-regressed"> regressed</label>' if data.get("baseline") else "")
+            + ('<label><input type="checkbox" id="f-regressed"> regressed</label>' if cases.baseline else "")
             + '<label>tag <select id="f-tag"><option value="">any</option></select></label>'
             '<input type="search" id="f-search" placeholder="search id, input, expected, outputs" size="36">'
             '<label>sort <select id="f-sort"></select></label>'
             '<button type="button" id="f-dir" title="sort direction">↑</button>'
             '<label>rows <select id="f-size"><option>25</option><option selected>50</option><option>100</option>'
             '<option>500</option></select></label></div>'
-            + (f'<p class="hint">{data["truncated"]:,} long texts are shortened in this report '
-               '("… [+N chars]"); results.jsonl has them in full.</p>' if data.get("truncated") else "")
+            + (f'<p class="hint">{cases.truncated:,} long texts are shortened in this report '
+               '("… [+N chars]"); results.jsonl has them in full.</p>' if cases.truncated else "")
             + '<p class="count" id="count"></p><div class="scroll"><table class="cases" id="case-table"></table></div>'
             '<div class="pager" id="pager"></div>'
             '<noscript><p>The case table needs JavaScript; results.jsonl has every result.</p></noscript></section>')

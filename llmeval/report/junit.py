@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,18 +48,23 @@ def _seconds(ms: float | None) -> str:
 
 def render_junit(run: Run) -> str:
     """The JUnit XML document of a run, as text."""
+    return "".join(junit_parts(run))
+
+
+def junit_parts(run: Run) -> Iterator[str]:
+    """The JUnit XML document in pieces: each testcase is serialized as it is made, so a large run's
+    document is never a tree of elements (the text is what ET.indent + ET.tostring write)."""
     m = run.manifest
     suite = clean(m.get("suite", {}).get("name") or "llmeval")
     thr = thresholds(m)
     keys = metric_keys(m)
     multi_epoch = len({r.epoch for r in run.results}) > 1
     gates = m.get("gates") or []
-    root = ET.Element("testsuites")
     targets = list(dict.fromkeys([*run_targets(run), *(str(g.get("target")) for g in gates)]))
+    yield '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites' + (">\n" if targets else " />\n")
     for i, tid in enumerate(targets):
         rs = [r for r in run.results if r.target == tid]
-        own_gates = [g for g in gates if str(g.get("target")) == tid]
-        ts = ET.SubElement(root, "testsuite", {
+        ts = ET.Element("testsuite", {
             "name": clean(f"{suite}.{tid}"), "package": suite, "id": str(i), "hostname": "localhost",
             "timestamp": _timestamp(m.get("started_at")), "tests": "", "failures": "", "errors": "",
             "skipped": "0", "time": _seconds(sum(r.latency_ms or 0.0 for r in rs)),
@@ -66,18 +72,39 @@ def render_junit(run: Run) -> str:
         props = ET.SubElement(ts, "properties")
         for name, value in _properties(run, tid, keys):
             ET.SubElement(props, "property", {"name": name, "value": clean(value)})
-        for r in rs:
-            _testcase(ts, r, f"{suite}.{tid}", thr, multi_epoch)
-        for g in own_gates:
-            _gate_testcase(ts, g, f"{suite}.{tid}.gates")
-        cases = ts.findall("testcase")
-        ts.set("tests", str(len(cases)))
-        ts.set("failures", str(sum(1 for tc in cases if tc.find("failure") is not None)))
-        ts.set("errors", str(sum(1 for tc in cases if tc.find("error") is not None)))
+        ET.SubElement(ts, _CASES)
         ET.SubElement(ts, "system-out").text = ""
         ET.SubElement(ts, "system-err").text = ""
-    ET.indent(root, space="  ")
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+        counts = {"tests": 0, "failures": 0, "errors": 0}
+        cases: list[str] = []
+        scratch = ET.Element("testsuite")
+        for item in [*rs, *(g for g in gates if str(g.get("target")) == tid)]:
+            if isinstance(item, Result):
+                _testcase(scratch, item, f"{suite}.{tid}", thr, multi_epoch)
+            else:
+                _gate_testcase(scratch, item, f"{suite}.{tid}.gates")
+            tc = scratch[0]
+            scratch.remove(tc)
+            counts["tests"] += 1
+            counts["failures"] += tc.find("failure") is not None
+            counts["errors"] += tc.find("error") is not None
+            ET.indent(tc, space="  ", level=2)
+            tc.tail = "\n    "
+            cases.append(ET.tostring(tc, encoding="unicode"))
+        for k, v in counts.items():
+            ts.set(k, str(v))
+        ET.indent(ts, space="  ", level=1)
+        ts.tail = "\n"
+        head, tail = ET.tostring(ts, encoding="unicode").split(f"<{_CASES} />\n    ")
+        yield "  " + head
+        yield from cases
+        yield tail
+    if targets:
+        yield "</testsuites>\n"
+
+
+_CASES = "llmeval-testcases"
+"""Where a testsuite's testcases go in its serialized text."""
 
 
 def _properties(run: Run, tid: str, keys: list[str]) -> list[tuple[str, Any]]:
@@ -146,5 +173,6 @@ def _short(key: str, r: Result, thr: dict[str, float | None]) -> str:
 
 def write_junit(run: Run, path: Path) -> Path:
     """Write junit.xml for a run."""
-    path.write_text(render_junit(run), encoding="utf-8")
+    with path.open("w", encoding="utf-8") as f:
+        f.writelines(junit_parts(run))
     return path
