@@ -4,8 +4,12 @@ corpus BLEU by resampling its sufficient statistics, and the cases that moved mo
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from llmeval.results.records import Result
@@ -152,15 +156,18 @@ def compare_runs(base: Run, cand: Run, seed: int = 0, resamples: int = 10_000) -
              (("baseline", b_keys, c_keys), ("candidate", c_keys, b_keys)) for k in ks if k not in other]
     for t in sorted(set(base.targets) ^ set(cand.targets)):
         notes.append(f"target '{t}' is only in the {'baseline' if t in base.targets else 'candidate'} run")
-    deltas: list[MetricDelta] = []
+    jobs: list[Callable[[], MetricDelta]] = []
     for tid in targets:
         pairs = [(b_groups[k], c_groups[k]) for k in paired if k[1] == tid]
         notes += _error_notes(tid, keys, pairs)
-        deltas.append(_pass_rate_delta(tid, pairs, seed, resamples))
-        for key in keys:
-            deltas.append(_mean_delta(tid, key, pairs, seed, resamples))
-        for key, options in _bleu_metrics(cand.manifest, keys):
-            deltas.append(corpus_bleu_delta(tid, key, pairs, options, seed, resamples))
+        jobs.append(partial(_pass_rate_delta, tid, pairs, seed, resamples))
+        jobs += [partial(_mean_delta, tid, key, pairs, seed, resamples) for key in keys]
+        jobs += [partial(corpus_bleu_delta, tid, key, pairs, options, seed, resamples)
+                 for key, options in _bleu_metrics(cand.manifest, keys)]
+    # Each delta draws from its own seeded generator, so the values do not depend on the threads;
+    # numpy's draws and means release the GIL, so a large comparison uses every core.
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1, len(jobs)))) as pool:
+        deltas = list(pool.map(lambda job: job(), jobs))
     cases = [_case_change(b_groups[k], c_groups[k], keys) for k in paired]
     return Comparison(
         base_run_id=base.run_id, cand_run_id=cand.run_id, suite=str(cand.manifest.get("suite", {}).get("name", "")),
