@@ -1,0 +1,86 @@
+"""Sentence BLEU, chrF and ROUGE scored in a process pool give the values one process gives."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+import llmeval
+from llmeval.metrics import parallel
+
+pytest.importorskip("sacrebleu")
+
+APP = """\
+def answer(case):
+    return case.vars["output"]
+"""
+WORDS = ("the a of to and in is was report market company people year city water policy data model value "
+         "price energy school health court said announced reported increased agreed opened café naïve über "
+         "größe 東京 天気").split()
+
+
+def cases(n: int) -> list[dict]:
+    """n cases of 5-60 words; some with two references, some non-ASCII, one with an empty output."""
+    rng = random.Random(7)
+    out = []
+    for i in range(n):
+        ref = [rng.choice(WORDS) for _ in range(rng.randint(5, 60))]
+        hyp = [w if rng.random() < 0.6 else rng.choice(WORDS) for w in ref]
+        text = " ".join(ref[: len(ref) // 2]) + ". " + " ".join(ref[len(ref) // 2 :]) + "."
+        expected: str | list[str] = [text, " ".join(reversed(ref))] if i % 7 == 0 else text
+        out.append({"id": f"c{i}", "input": "q", "expected": expected,
+                    "vars": {"output": "" if i == 3 else " ".join(hyp)}})
+    return out
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "echo_app.py").write_text(APP)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(parallel.POOL_MIN_VAR, "100")
+    return tmp_path
+
+
+def per_case(project: Path, monkeypatch: pytest.MonkeyPatch, workers: int, n: int) -> dict[str, dict]:
+    monkeypatch.setenv(parallel.WORKERS_VAR, str(workers))
+    suite = {"name": "pool", "targets": [{"id": "app", "python": "echo_app:answer"}], "cases": cases(n),
+             "metrics": ["bleu", "chrf", {"rouge": {"use_stemmer": True}}]}
+    run = llmeval.evaluate(suite, out_dir=project / f"runs{workers}")
+    assert run.status == "complete"
+    return {r.case_id: {k: s.to_dict() for k, s in r.scores.items()} for r in run.results}
+
+
+def test_pool_scores_equal_one_process_case_by_case(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sacrebleu
+
+    parallel.shutdown_pool()
+    one = per_case(project, monkeypatch, 1, 400)
+    assert parallel.running_workers() == 0
+    two = per_case(project, monkeypatch, 2, 400)
+    assert parallel.running_workers() == 2  # the pool did the scoring
+    assert list(two) == list(one) and two == one
+    assert set(one["c1"]) == {"bleu", "chrf", "rouge1", "rouge2", "rougeL", "rougeLsum"}
+    c1 = cases(2)[1]
+    bleu = sacrebleu.sentence_bleu(c1["vars"]["output"], [c1["expected"]]).score
+    assert two["c1"]["bleu"]["value"] == pytest.approx(bleu / 100, abs=1e-12) and 0 < bleu < 100
+    assert two["c3"]["bleu"]["value"] == 0.0 and two["c3"]["rouge1"]["value"] == 0.0  # the empty output
+    assert two["c0"]["rouge1"]["details"]["reference_index"] in (0, 1)  # two references: the best one
+    parallel.shutdown_pool()
+
+
+def test_below_the_threshold_no_pool_starts(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parallel.shutdown_pool()
+    monkeypatch.setenv(parallel.POOL_MIN_VAR, "500")
+    per_case(project, monkeypatch, 2, 120)
+    assert parallel.running_workers() == 0
+
+
+def test_a_bad_worker_count_is_a_clear_error(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(parallel.WORKERS_VAR, "two")
+    suite = {"name": "pool", "targets": [{"id": "app", "python": "echo_app:answer"}], "cases": cases(3),
+             "metrics": ["bleu"]}
+    with pytest.raises(llmeval.UsageError, match="LLMEVAL_METRIC_WORKERS='two' is not a whole number >= 1"):
+        llmeval.evaluate(suite, out_dir=project / "runs")
