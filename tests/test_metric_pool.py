@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,10 +45,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def per_case(project: Path, monkeypatch: pytest.MonkeyPatch, workers: int, n: int) -> dict[str, dict]:
+def per_case(project: Path, monkeypatch: pytest.MonkeyPatch, workers: int, n: int,
+             metrics: list | None = None) -> dict[str, dict]:
     monkeypatch.setenv(parallel.WORKERS_VAR, str(workers))
     suite = {"name": "pool", "targets": [{"id": "app", "python": "echo_app:answer"}], "cases": cases(n),
-             "metrics": ["bleu", "chrf", {"rouge": {"use_stemmer": True}}]}
+             "metrics": metrics or ["bleu", "chrf", {"rouge": {"use_stemmer": True}}]}
     run = llmeval.evaluate(suite, out_dir=project / f"runs{workers}")
     assert run.status == "complete"
     return {r.case_id: {k: s.to_dict() for k, s in r.scores.items()} for r in run.results}
@@ -68,6 +70,24 @@ def test_pool_scores_equal_one_process_case_by_case(project: Path, monkeypatch: 
     assert two["c1"]["bleu"]["value"] == pytest.approx(bleu / 100, abs=1e-12) and 0 < bleu < 100
     assert two["c3"]["bleu"]["value"] == 0.0 and two["c3"]["rouge1"]["value"] == 0.0  # the empty output
     assert two["c0"]["rouge1"]["details"]["reference_index"] in (0, 1)  # two references: the best one
+    parallel.shutdown_pool()
+
+
+def test_rouge_on_the_pure_python_engine_uses_the_pool_with_the_same_values(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # rouge-score-rs hidden here and in the workers (they take this process's sys.path): the
+    # fallback engine is pure Python, the one ROUGE sends to the pool (the Rust one is native).
+    shim = project / "shim"
+    shim.mkdir()
+    (shim / "rouge_score_rs.py").write_text("raise ImportError('hidden by the test')\n")
+    monkeypatch.syspath_prepend(str(shim))
+    monkeypatch.delitem(sys.modules, "rouge_score_rs", raising=False)
+    parallel.shutdown_pool()
+    metrics = [{"rouge": {"types": ["rouge1", "rougeL", "rougeLsum"]}}]
+    one = per_case(project, monkeypatch, 1, 300, metrics)
+    two = per_case(project, monkeypatch, 2, 300, metrics)
+    assert parallel.running_workers() == 2
+    assert two == one and 0 < two["c1"]["rougeL"]["value"] < 1
     parallel.shutdown_pool()
 
 

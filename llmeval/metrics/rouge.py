@@ -133,7 +133,8 @@ class Rouge(Metric):
         return self.score_batch(samples)
 
     def score_batch(self, samples: list[Result]) -> list[dict[str, Score]]:
-        """Score every sample; many pairs are scored in worker processes (metrics.parallel)."""
+        """Score every sample; with the pure-Python rouge-score, many pairs are scored in worker
+        processes (metrics.parallel)."""
         o: Any = self.options
         results: list[dict[str, Score]] = []
         todo: list[int] = []
@@ -150,7 +151,13 @@ class Rouge(Metric):
         # Decided once for the whole batch, so that every chunk of a pool takes the same path.
         encode = o.tokenizer == "unicode" and not all(out.isascii() and all(r.isascii() for r in refs)
                                                        for out, refs in pairs)
-        for i, scores in zip(todo, map_pairs(self, "score_pairs", pairs, encode), strict=True):
+        if hasattr(self._get_scorers()[0], "score_batch"):
+            # rouge-score-rs scores a batch on every core itself; a pool only adds the cost of
+            # sending the scores back (measured: slower, bench/bench_metrics.py --pool).
+            per_pair = self.score_pairs(pairs, encode)
+        else:
+            per_pair = map_pairs(self, "score_pairs", pairs, encode)
+        for i, scores in zip(todo, per_pair, strict=True):
             results[i] = self._apply_threshold(scores)
         return results
 
