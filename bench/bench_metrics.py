@@ -2,6 +2,7 @@
 
     python bench/bench_metrics.py [--pairs 10000] [--bert-pairs 1000] [--no-bert]
     python bench/bench_metrics.py --pool [--pool-pairs 20000] [--workers 2]   # 1 process vs the pool
+    python bench/bench_metrics.py --pool --rouge-python   # ROUGE on the pure-Python engine (pooled)
     python bench/bench_metrics.py --bert-sort [--sort-pairs 2000]            # BERTScore batch order
 
 Each row scores every pair through llmeval's metric API (build_metric + score_all/corpus),
@@ -15,7 +16,9 @@ import asyncio
 import os
 import random
 import sys
+import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,6 +78,14 @@ def rouge_score_reference(samples: list[Result]) -> None:
         scorer.score(str(s.expected), str(s.output))
 
 
+def hide_rouge_rs() -> None:
+    """Make `import rouge_score_rs` fail here and in the pool's workers (they get this sys.path),
+    so that ROUGE runs on the pure-Python rouge-score, the engine it sends to the pool."""
+    shim = Path(tempfile.mkdtemp())
+    (shim / "rouge_score_rs.py").write_text("raise ImportError('hidden by bench_metrics --rouge-python')\n")
+    sys.path.insert(0, str(shim))
+
+
 def pool_rows(n: int, workers: int) -> list[tuple[str, int, float]]:
     """Sentence BLEU, chrF and ROUGE on n pairs: one process, then the pool cold (its start and
     the workers' imports included) and warm; the values must be identical."""
@@ -95,6 +106,8 @@ def pool_rows(n: int, workers: int) -> list[tuple[str, int, float]]:
         t = time.perf_counter()
         one = score(metric, data)
         rows.append((f"{label}, 1 process", n, time.perf_counter() - t))
+        if kind == "rouge" and _rouge_engine().startswith("rouge-score-rs"):
+            continue  # native batches on every core: ROUGE does not use the pool (--rouge-python does)
         os.environ[parallel.WORKERS_VAR] = str(workers)
         for phase in ("cold", "warm"):
             if phase == "cold":
@@ -118,7 +131,45 @@ def mixed_length_pairs(n: int, seed: int = 1) -> tuple[list[str], list[str]]:
     return [c for c, _ in pairs], [r for _, r in pairs]
 
 
-def bert_sort_rows(n: int, batch_size: int = 64) -> list[tuple[str, int, float]]:
+def matching_seconds(scorer: Any, cands: list[str], refs: list[str], orders: dict[str, list[int]],
+                     batch_size: int, rounds: int = 3) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) seconds of bert-score's matching step alone (its loop in bert_cos_score_idf,
+    on embeddings computed once), per order and round."""
+    import torch
+    from bert_score.utils import get_bert_embedding, greedy_cos_idf
+    from torch.nn.utils.rnn import pad_sequence
+
+    model, tok = scorer._model, scorer._tokenizer
+    idf: dict[int, float] = defaultdict(lambda: 1.0, {tok.sep_token_id: 0.0, tok.cls_token_id: 0.0})  # as idf=False
+    texts = sorted(set(cands) | set(refs), key=lambda x: len(x.split(" ")), reverse=True)
+    stats: dict[str, Any] = {}
+    for i in range(0, len(texts), batch_size):
+        batch = texts[i : i + batch_size]
+        embs, masks, padded_idf = get_bert_embedding(batch, model, tok, idf, device="cpu")
+        for j, t in enumerate(batch):
+            length = int(masks[j].sum().item())
+            stats[t] = (embs[j, :length], padded_idf[j, :length])
+
+    def pad(batch: list[str]) -> tuple[Any, Any, Any]:
+        emb, w = zip(*(stats[t] for t in batch), strict=True)
+        lens = torch.tensor([e.size(0) for e in emb])
+        mask = torch.arange(int(lens.max())).expand(len(lens), -1) < lens.unsqueeze(1)
+        padded = pad_sequence(list(emb), batch_first=True, padding_value=2.0)
+        return padded, mask, pad_sequence(list(w), batch_first=True)
+
+    out: dict[str, list[tuple[float, float]]] = {label: [] for label in orders}
+    with torch.no_grad():
+        for _ in range(rounds):
+            for label, idx in orders.items():
+                t, c = time.perf_counter(), time.process_time()
+                for i in range(0, len(idx), batch_size):
+                    b = idx[i : i + batch_size]
+                    greedy_cos_idf(*pad([refs[k] for k in b]), *pad([cands[k] for k in b]))
+                out[label].append((time.perf_counter() - t, time.process_time() - c))
+    return out
+
+
+def bert_sort_rows(n: int, batch_size: int = 64, rounds: int = 2) -> list[tuple[str, int, float]]:
     """BERTScore on n mixed-length pairs in the given order and longest first (llmeval's order):
     padded tokens of the matching step and seconds, with bert-score called directly; then the
     metric end to end. bert-score's embedding step sorts its texts itself, the same in both."""
@@ -148,14 +199,21 @@ def bert_sort_rows(n: int, batch_size: int = 64) -> list[tuple[str, int, float]]
           f"given order {padded(list(range(n)))}, longest first {padded(order)}; embedding step (bert-score's "
           f"own word-count sort, both orders): {emb_pad} padded of {sum(tok.values())} tokens")
     scorer.score(cands[:8], refs[:8])  # warm-up
+    orders = {"given order": list(range(n)), "longest first": order}
     rows: list[tuple[str, int, float]] = []
-    results = {}
-    for label, idx in (("given order", list(range(n))), ("longest first", order)):
-        t = time.perf_counter()
-        p, r, f = scorer.score([cands[k] for k in idx], [refs[k] for k in idx], batch_size=batch_size)
-        rows.append((f"bert-score direct, {label}", n, time.perf_counter() - t))
-        back = {k: float(f[pos]) for pos, k in enumerate(idx)}
-        results[label] = [back[k] for k in range(n)]
+    match = matching_seconds(scorer, cands, refs, orders, batch_size)
+    for label in orders:  # the fastest of the rounds: the machine is shared
+        rows.append((f"matching step only, {label} (wall)", n, min(w for w, _ in match[label])))
+        rows.append((f"matching step only, {label} (CPU)", n, min(c for _, c in match[label])))
+    results: dict[str, list[float]] = {}
+    for rnd in range(rounds):  # alternated, so that a busy spell of the machine hits both
+        for label, idx in orders.items():
+            t, c = time.perf_counter(), time.process_time()
+            p, r, f = scorer.score([cands[k] for k in idx], [refs[k] for k in idx], batch_size=batch_size)
+            rows.append((f"bert-score direct, {label}, round {rnd + 1} (wall)", n, time.perf_counter() - t))
+            rows.append((f"bert-score direct, {label}, round {rnd + 1} (CPU)", n, time.process_time() - c))
+            back = {k: float(f[pos]) for pos, k in enumerate(idx)}
+            results[label] = [back[k] for k in range(n)]
     diff = max(abs(a - b) for a, b in zip(results["given order"], results["longest first"], strict=True))
     print(f"max |F(given) - F(longest first)| = {diff:.2e}")
     metric = build_metric("bertscore", {"batch_size": batch_size, "device": "cpu"})
@@ -185,9 +243,12 @@ def main() -> None:
     ap.add_argument("--pool", action="store_true", help="only: one process vs the metric worker pool")
     ap.add_argument("--pool-pairs", type=int, default=20_000)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--rouge-python", action="store_true", help="hide rouge-score-rs (here and in the workers)")
     ap.add_argument("--bert-sort", action="store_true", help="only: BERTScore pairs in given order vs longest first")
     ap.add_argument("--sort-pairs", type=int, default=2_000)
     args = ap.parse_args()
+    if args.rouge_python:
+        hide_rouge_rs()
     if args.pool or args.bert_sort:
         rows = (pool_rows(args.pool_pairs, args.workers) if args.pool else []) + (
             bert_sort_rows(args.sort_pairs) if args.bert_sort else [])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -104,3 +106,36 @@ def test_a_bad_worker_count_is_a_clear_error(project: Path, monkeypatch: pytest.
              "metrics": ["bleu"]}
     with pytest.raises(llmeval.UsageError, match="LLMEVAL_METRIC_WORKERS='two' is not a whole number >= 1"):
         llmeval.evaluate(suite, out_dir=project / "runs")
+
+
+SCRIPT = """\
+import llmeval
+from llmeval.metrics import parallel
+
+def main():
+    run = llmeval.evaluate({"name": "s", "targets": [{"id": "app", "python": "counting_app:answer"}],
+                            "cases": [{"id": f"c{i}", "input": "q", "expected": "a b c d", "vars": {"output": "a b c"}}
+                                      for i in range(150)], "metrics": ["bleu"]}, out_dir="runs", formats=[])
+    print(run.status, parallel.running_workers())
+"""
+COUNTING_APP = """\
+def answer(case):
+    with open("calls.txt", "a") as f:
+        f.write(case.id + "\\n")
+    return case.vars["output"]
+"""
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_a_script_runs_once_and_uses_the_pool_only_under_a_main_guard(tmp_path: Path, guarded: bool) -> None:
+    (tmp_path / "counting_app.py").write_text(COUNTING_APP)
+    tail = 'if __name__ == "__main__":\n    main()\n' if guarded else "main()\n"
+    (tmp_path / "script.py").write_text(SCRIPT + tail)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{tmp_path}", parallel.WORKERS_VAR: "2",
+           parallel.POOL_MIN_VAR: "100"}
+    out = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["complete", "2" if guarded else "0"]
+    assert len((tmp_path / "calls.txt").read_text().split()) == 150  # each case called once: no re-run

@@ -67,7 +67,7 @@ def map_pairs(metric: Any, method: str, pairs: list[Any], *args: Any) -> list[An
     """`metric.<method>(pairs, *args)`: one result per pair, in order; in worker processes when
     there are at least LLMEVAL_METRIC_POOL_MIN pairs and more than one worker."""
     workers = metric_workers()
-    if workers == 1 or len(pairs) < max(2, pool_min()) or not _main_is_importable():
+    if workers == 1 or len(pairs) < max(2, pool_min()) or not _rebuildable(metric) or not _main_is_importable():
         return list(getattr(metric, method)(pairs, *args))
     size = -(-len(pairs) // (workers * CHUNKS_PER_WORKER))
     chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
@@ -82,6 +82,13 @@ def map_pairs(metric: Any, method: str, pairs: list[Any], *args: Any) -> list[An
                       stacklevel=2)
         return list(getattr(metric, method)(pairs, *args))
     return [r for part in parts for r in part]
+
+
+def _rebuildable(metric: Any) -> bool:
+    """Whether a worker rebuilds this very metric from its kind: a built-in, not a user subclass."""
+    from llmeval.metrics.registry import BUILTIN
+
+    return BUILTIN.get(metric.kind) == f"{type(metric).__module__}:{type(metric).__name__}"
 
 
 def _main_is_importable() -> bool:
