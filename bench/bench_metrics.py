@@ -86,36 +86,57 @@ def hide_rouge_rs() -> None:
     sys.path.insert(0, str(shim))
 
 
+def workers_cpu(parallel: Any) -> float:
+    """User + system CPU seconds the pool's live workers have used so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in list(getattr(parallel._pool, "_processes", {}).values()):
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def pool_rows(n: int, workers: int) -> list[tuple[str, int, float]]:
-    """Sentence BLEU, chrF and ROUGE on n pairs: one process, then the pool cold (its start and
-    the workers' imports included) and warm; the values must be identical."""
+    """Sentence BLEU, chrF and ROUGE on n pairs, in one process and in the pool: cold (a new pool:
+    its start and the workers' imports included) and warm (a pool that scored other pairs before).
+    Each timing scores pairs new to whoever scores them (sacrebleu caches tokenized sentences), and
+    the pool's values must equal the one-process values on the same pairs."""
     from llmeval.metrics import parallel
 
     os.environ[parallel.POOL_MIN_VAR] = "1"
     parallel.shutdown_pool()
-    ascii_pairs, accented = make_pairs(n), make_pairs(n, accented=True)
     rows: list[tuple[str, int, float]] = []
-    for label, kind, opts, data in [("sentence BLEU", "bleu", {}, ascii_pairs),
-                                    ("sentence chrF", "chrf", {}, ascii_pairs),
-                                    ("rouge (4 types)", "rouge", {}, ascii_pairs),
-                                    ("rouge (4 types, accented text)", "rouge", {}, accented),
-                                    ("rouge (4 types, stemmer)", "rouge", {"use_stemmer": True}, ascii_pairs)]:
+    for label, kind, opts, accented in [("sentence BLEU", "bleu", {}, False), ("sentence chrF", "chrf", {}, False),
+                                        ("rouge (4 types)", "rouge", {}, False),
+                                        ("rouge (4 types, accented text)", "rouge", {}, True),
+                                        ("rouge (4 types, stemmer)", "rouge", {"use_stemmer": True}, False)]:
         metric = build_metric(kind, opts)
-        score(metric, data[:10])  # the library's first use (imports, tokenizer set-up) is not timed
-        os.environ[parallel.WORKERS_VAR] = "1"
-        t = time.perf_counter()
-        one = score(metric, data)
-        rows.append((f"{label}, 1 process", n, time.perf_counter() - t))
-        if kind == "rouge" and _rouge_engine().startswith("rouge-score-rs"):
-            continue  # native batches on every core: ROUGE does not use the pool (--rouge-python does)
-        os.environ[parallel.WORKERS_VAR] = str(workers)
-        for phase in ("cold", "warm"):
-            if phase == "cold":
-                parallel.shutdown_pool()
+        score(metric, make_pairs(10, seed=99, accented=accented))  # first use (imports, set-up) not timed
+        native = kind == "rouge" and _rouge_engine().startswith("rouge-score-rs")
+        # rouge-score-rs batches natively on every core: ROUGE does not use the pool then
+        for seed, phase in ((1, "cold"), (2, "warm")) if not native else ((1, ""),):
+            data = make_pairs(n, seed=seed, accented=accented)
+            pooled = None
+            if not native:
+                os.environ[parallel.WORKERS_VAR] = str(workers)
+                if phase == "cold":
+                    parallel.shutdown_pool()
+                before = workers_cpu(parallel)
+                t, cpu = time.perf_counter(), time.process_time()
+                pooled = score(metric, data)
+                rows.append((f"{label}, {workers} workers {phase}", n, time.perf_counter() - t))
+                # CPU seconds in the workers vs the wall time: about `workers` times it when the
+                # cores are free, about equal when other work holds them.
+                used, main = workers_cpu(parallel) - before, time.process_time() - cpu
+                rows.append((f"  (CPU: workers {used:.2f} s, main process {main:.2f} s)", 0, -1.0))
+            os.environ[parallel.WORKERS_VAR] = "1"
             t = time.perf_counter()
-            pooled = score(metric, data)
-            rows.append((f"{label}, {workers} workers {phase}", n, time.perf_counter() - t))
-            assert pooled == one, f"{label}: pool values differ from one process"
+            one = score(metric, data)
+            rows.append((f"{label}, 1 process{' (same pairs)' if phase else ''}", n, time.perf_counter() - t))
+            assert pooled is None or pooled == one, f"{label}: pool values differ from one process"
     parallel.shutdown_pool()
     return rows
 
@@ -230,6 +251,9 @@ def bert_sort_rows(n: int, batch_size: int = 64, rounds: int = 2) -> list[tuple[
 def print_rows(rows: list[tuple[str, int, float]]) -> None:
     print(f"{'metric':<48} {'pairs':>7} {'seconds':>9} {'pairs/s':>10}")
     for name, n, secs in rows:
+        if secs < 0:  # a note under the row above
+            print(name)
+            continue
         rate = f"{n / secs:>10.0f}" if n else f"{'-':>10}"
         print(f"{name:<48} {n or '':>7} {secs:>9.2f} {rate}")
 
