@@ -61,6 +61,43 @@ def test_bertscore_rescales_with_a_baseline_file_like_bert_score(bert_direct: An
     assert ours.details["rescaled"] is True and ours.details["hash"] == direct.hash
 
 
+def mixed_length_pairs() -> tuple[list[str], list[str]]:
+    """Outputs and references from 3 to 150 words, long and short interleaved (so that length
+    sorting reorders them) and lengths that differ within a pair. (Not 1 or 2 words: bert-score
+    masks padding with 0, so the negative best match of a token of such a text is lifted to 0
+    when the text is padded, and its value depends on its batch in bert-score itself.)"""
+    words = "the court said on monday that the new water policy would raise prices in the city".split()
+    sizes = [(3, 40), (150, 3), (8, 8), (90, 120), (3, 4), (60, 5), (30, 140), (4, 70)]
+    cands = [" ".join(words[i % 15] for i in range(a)) + "." for a, _ in sizes]
+    refs = [" ".join(words[(i + 3) % 15] for i in range(b)) + "." for _, b in sizes]
+    return cands, refs
+
+
+def test_bertscore_sorts_pairs_by_length_and_keeps_each_value_in_place(
+        bert_direct: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import llmeval
+
+    cands, refs = mixed_length_pairs()
+    (tmp_path / "mixed_app.py").write_text("def answer(case):\n    return case.vars['output']\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    suite = {"name": "mixed", "targets": [{"id": "app", "python": "mixed_app:answer"}],
+             "cases": [{"id": f"c{i}", "input": "q", "expected": r, "vars": {"output": c}}
+                       for i, (c, r) in enumerate(zip(cands, refs, strict=True))],
+             "metrics": [{"bertscore": {"batch_size": 3, "device": "cpu"}}]}
+    run = llmeval.evaluate(suite, out_dir=tmp_path / "runs")
+    ours = {r.case_id: r.scores["bertscore"] for r in run.results}
+    scorer = bert_direct(device="cpu")
+    unpadded = scorer.score(cands, refs, batch_size=1)  # one pair per batch: no padding at all
+    unsorted = scorer.score(cands, refs, batch_size=3)  # the caller's order, as bert-score batches it
+    for k in range(len(cands)):
+        s = ours[f"c{k}"]
+        for p, r, f in (unpadded, unsorted):
+            assert (s.details["precision"], s.details["recall"]) == pytest.approx((float(p[k]), float(r[k])), abs=1e-6)
+            assert s.value == pytest.approx(float(f[k]), abs=1e-6)
+    assert len({round(s.value, 4) for s in ours.values()}) == len(cands)  # distinct values: a swap would show
+
+
 def test_bertscore_local_model_folder_needs_num_layers_and_must_exist() -> None:
     pytest.importorskip("bert_score")
     with pytest.raises(ValueError, match="num_layers is required for a local model folder"):

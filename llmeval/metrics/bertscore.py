@@ -240,8 +240,22 @@ class BertScore(Metric):
             out[i] = self._apply_threshold({self.name: score})
         return out
 
-    def _score(self, scorer: Any, todo: list[tuple[int, str, list[str], bool]]) -> Any:
-        """bert-score's (P, R, F) tensors for the cases to send (max over several references)."""
+    def _score(self, scorer: Any, todo: list[tuple[int, str, list[str], bool]]) -> tuple[list[float], ...]:
+        """bert-score's P, R, F for the cases to send (max over several references), in `todo`'s order.
+
+        The pairs go longest first, so that each batch of the matching step holds pairs of about
+        the same length (bert-score pads a batch to its longest text and sorts only its embedding
+        step itself). Padding is masked, so a pair's value does not depend on its batch, except
+        where bert-score's mask (0, not -inf) lifts a negative best match: texts of one or two words."""
+        order = sorted(range(len(todo)), key=lambda k: -(len(todo[k][1]) + max(len(x) for x in todo[k][2])))
+        p, r, f = self._score_in_order(scorer, [todo[k] for k in order])
+        back = [0] * len(order)
+        for pos, k in enumerate(order):
+            back[k] = pos
+        return tuple([t[pos] for pos in back] for t in (p.tolist(), r.tolist(), f.tolist()))
+
+    def _score_in_order(self, scorer: Any, todo: list[tuple[int, str, list[str], bool]]) -> Any:
+        """bert-score's (P, R, F) tensors for the pairs in the order given."""
         o: Any = self.options
         cands = [c for _, c, _, _ in todo]
         multi = any(len(r) > 1 for _, _, r, _ in todo)

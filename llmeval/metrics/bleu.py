@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import threading
@@ -11,7 +12,8 @@ from typing import Any, Literal
 from pydantic import field_validator
 
 from llmeval.errors import MissingDependencyError
-from llmeval.metrics.base import Metric, MetricOptions
+from llmeval.metrics.base import Metric, MetricOptions, ScoringContext, metric_error
+from llmeval.metrics.parallel import map_pairs
 from llmeval.metrics.text import references
 from llmeval.results.records import Result, Score
 
@@ -89,7 +91,6 @@ class _SacreMetric(Metric, ABC):
     """Shared scoring: one sacrebleu object for sentences, one for the corpus."""
 
     requires = frozenset({"expected"})
-    cpu_bound = True
     per_case = True  # sentence scores; the corpus score is computed from the outputs in the summary
     raw_name = ""
 
@@ -131,11 +132,44 @@ class _SacreMetric(Metric, ABC):
         refs = references(sample)
         if not refs:
             return Score(None, None, "no expected answer")
+        return self.score_pairs([(sample.output or "", refs)])[0]
+
+    async def score_all(self, samples: list[Result], ctx: ScoringContext) -> list[dict[str, Score]]:
+        if len(samples) > 200:
+            return await asyncio.to_thread(self.score_batch, samples)
+        return self.score_batch(samples)
+
+    def score_batch(self, samples: list[Result]) -> list[dict[str, Score]]:
+        """Score every sample; many pairs are scored in worker processes (metrics.parallel)."""
+        out: list[dict[str, Score]] = []
+        todo: list[int] = []
+        pairs: list[tuple[str, list[str]]] = []
+        for i, s in enumerate(samples):
+            refs = references(s)
+            if s.output is None or not refs:
+                why = "no output (target error)" if s.output is None else "no expected answer"
+                out.append({self.name: Score(None, None, why)})
+            else:
+                out.append({})
+                todo.append(i)
+                pairs.append((s.output, refs))
+        for i, sc in zip(todo, map_pairs(self, "score_pairs", pairs), strict=True):
+            out[i] = self._apply_threshold({self.name: sc})
+        return out
+
+    def score_pairs(self, pairs: list[tuple[str, list[str]]]) -> list[Score]:
+        """The sentence score of each (output, references) pair; a pair that raises gets a metric error."""
+        out = []
         with self._lock:  # sacrebleu keeps the reference count on the object; targets score in threads
-            res = self._sentence.sentence_score(sample.output or "", refs)
-            signature = self._signature(len(refs))
-        details = {self.raw_name: res.score, **self._details(res), "signature": signature}
-        return Score(_unit(res.score), None, None, details)
+            for hyp, refs in pairs:
+                try:
+                    res = self._sentence.sentence_score(hyp, refs)
+                except Exception as e:  # one bad case must not stop the run; the reason says what broke
+                    out.append(metric_error(e))
+                    continue
+                details = {self.raw_name: res.score, **self._details(res), "signature": self._signature(len(refs))}
+                out.append(Score(_unit(res.score), None, None, details))
+        return out
 
     def _signature(self, nrefs: int) -> str:
         # The signature depends on the number of references, which sacrebleu records on the

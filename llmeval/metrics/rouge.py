@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 
 from llmeval.errors import MissingDependencyError
 from llmeval.metrics.base import Metric, MetricOptions, ScoringContext
+from llmeval.metrics.parallel import map_pairs
 from llmeval.metrics.text import UnicodeTokenizer, references, split_sentences
 from llmeval.results.records import Result, Score
 
@@ -82,7 +83,6 @@ class Rouge(Metric):
     description = "ROUGE n-gram/LCS overlap with expected (rouge-score); options: types, tokenizer, use_stemmer"
     requires = frozenset({"expected"})
     Options = RougeOptions
-    cpu_bound = True
     per_case = True
 
     def __init__(self, options: MetricOptions) -> None:
@@ -109,19 +109,17 @@ class Rouge(Metric):
             )
         return self._scorers
 
-    def _score_pairs(self, targets: list[str], preds: list[str]) -> list[dict[str, Any]]:
+    def _rouge_triples(self, targets: list[str], preds: list[str], encode: bool) -> list[dict[str, Any]]:
         """rouge-score's Score triples for each (target, prediction) pair, in one batch."""
         o: Any = self.options
         own, pretokenized = self._get_scorers()
-        if o.tokenizer == "unicode" and not all(
-            t.isascii() and p.isascii() for t, p in zip(targets, preds, strict=True)
-        ):
+        if encode:
             # Our tokens, each written as an ASCII id that rouge-score's tokenizer keeps as it is,
             # one line per sentence: the scorer then sees exactly our tokens and sentences, and
             # the whole batch stays native. (On ASCII text the unicode tokenizer gives exactly
             # rouge-score's tokens, stemmed or not, so pure-ASCII batches skip this step.)
-            encode = _Encoder(UnicodeTokenizer(o.use_stemmer))
-            targets, preds = [encode(t) for t in targets], [encode(p) for p in preds]
+            encoder = _Encoder(UnicodeTokenizer(o.use_stemmer))
+            targets, preds = [encoder(t) for t in targets], [encoder(p) for p in preds]
             own = pretokenized
         if hasattr(own, "score_batch"):  # rouge-score-rs: native, parallel, without the GIL
             return list(own.score_batch(targets, preds))
@@ -136,30 +134,48 @@ class Rouge(Metric):
         return self.score_batch(samples)
 
     def score_batch(self, samples: list[Result]) -> list[dict[str, Score]]:
-        """Score every sample: all (reference, output) pairs go to the scorer in one batch."""
+        """Score every sample; with the pure-Python rouge-score, many pairs are scored in worker
+        processes (metrics.parallel)."""
+        o: Any = self.options
+        results: list[dict[str, Score]] = []
+        todo: list[int] = []
+        pairs: list[tuple[str, list[str]]] = []
+        for i, s in enumerate(samples):
+            refs = references(s)
+            if s.output is None or not refs:
+                why = "no output (target error)" if s.output is None else "no expected answer"
+                results.append({k: Score(None, None, why) for k in self.keys()})
+            else:
+                results.append({})
+                todo.append(i)
+                pairs.append((s.output, refs))
+        # Decided once for the whole batch, so that every chunk of a pool takes the same path.
+        encode = o.tokenizer == "unicode" and not all(out.isascii() and all(r.isascii() for r in refs)
+                                                       for out, refs in pairs)
+        if hasattr(self._get_scorers()[0], "score_batch"):
+            # rouge-score-rs scores a batch on every core itself; a pool only adds the cost of
+            # sending the scores back (measured: slower, bench/bench_metrics.py --pool).
+            per_pair = self.score_pairs(pairs, encode)
+        else:
+            per_pair = map_pairs(self, "score_pairs", pairs, encode)
+        for i, scores in zip(todo, per_pair, strict=True):
+            results[i] = self._apply_threshold(scores)
+        return results
+
+    def score_pairs(self, pairs: list[tuple[str, list[str]]], encode: bool) -> list[dict[str, Score]]:
+        """The scores of each (output, references) pair: all pairs go to the scorer in one batch."""
         o: Any = self.options
         prep = split_sentences if o.split_sentences and "rougeLsum" in self.types else (lambda t: t)
         targets: list[str] = []
         preds: list[str] = []
-        spans: list[tuple[int, int] | None] = []
-        for s in samples:
-            refs = references(s)
-            if s.output is None or not refs:
-                spans.append(None)
-                continue
-            out = prep(s.output)
+        spans: list[tuple[int, int]] = []
+        for output, refs in pairs:
+            out = prep(output)
             spans.append((len(targets), len(targets) + len(refs)))
             targets.extend(prep(r) for r in refs)
             preds.extend([out] * len(refs))
-        pair_scores = self._score_pairs(targets, preds)
-        results: list[dict[str, Score]] = []
-        for s, span in zip(samples, spans, strict=True):
-            if span is None:
-                why = "no output (target error)" if s.output is None else "no expected answer"
-                results.append({k: Score(None, None, why) for k in self.keys()})
-            else:
-                results.append(self._apply_threshold(self._best(pair_scores[span[0] : span[1]])))
-        return results
+        triples = self._rouge_triples(targets, preds, encode)
+        return [self._best(triples[a:b]) for a, b in spans]
 
     def _best(self, per_ref: list[dict[str, Any]]) -> dict[str, Score]:
         """For each type, the reference with the highest F (rouge-score's score_multi rule)."""
