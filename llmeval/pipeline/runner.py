@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from llmeval.config.files import check_out_dir, ensure_dir
-from llmeval.decide.gates import GateResult, evaluate_gates
-from llmeval.errors import Interrupted, RunError, UsageError
+from llmeval.decide.gates import evaluate_gates
+from llmeval.errors import Interrupted, UsageError
 from llmeval.execute.cache import ResponseCache
 from llmeval.execute.engine import Engine, policy_for
 from llmeval.execute.targets.base import Target, build_target
@@ -22,40 +22,13 @@ from llmeval.metrics.scoring import score_results
 from llmeval.pipeline.executors import Executor, open_executor
 from llmeval.pipeline.manifest import build_manifest, now, write_manifest
 from llmeval.pipeline.options import RunOptions
+from llmeval.pipeline.outcome import RunOutcome, failed_run
 from llmeval.report.view import plural
 from llmeval.results.records import Result, WorkItem
 from llmeval.results.runlog import RunWriter, new_run_id, read_for_resume, read_manifest
 from llmeval.results.summary import build_summary
 
 SuiteSource = Suite | str | Path | dict[str, Any]
-
-
-class RunOutcome:
-    """What a finished (or stopped) run produced. `results` are the run's results as stored in its
-    results.jsonl (read on first use when not given: a large run is not held in memory for nobody)."""
-
-    def __init__(self, run_dir: Path, manifest: dict[str, Any], results: list[Result] | None,
-                 gates: list[GateResult], exit_code: int) -> None:
-        self.run_dir = run_dir
-        self.manifest = manifest
-        self._results = results
-        self.gates = gates
-        self.exit_code = exit_code
-
-    @property
-    def results(self) -> list[Result]:
-        if self._results is None:
-            from llmeval.results.runlog import load_run
-
-            self._results = load_run(self.run_dir, allow_damaged=True).results
-        return self._results
-
-    @property
-    def passed(self) -> bool:
-        return self.exit_code == 0
-
-    def __repr__(self) -> str:
-        return f"RunOutcome(run_dir={str(self.run_dir)!r}, exit_code={self.exit_code})"
 
 
 def run_suite(suite: SuiteSource | None, options: RunOptions) -> RunOutcome:
@@ -323,7 +296,7 @@ def finish(
     outcome = RunOutcome(run_dir, manifest, None, gates, exit_code)
     if too_many:
         n_target = sum(errors.values())
-        raise _failed(
+        raise failed_run(
             outcome,
             f"{plural(n_errors, 'error')}, more than --max-errors {options.max_errors}: "
             f"{plural(n_target, 'failed target call')},"
@@ -331,14 +304,14 @@ def finish(
         )
     if all_failed:
         said = f" (first: {first.type}: {first.message})" if first else ""
-        raise _failed(
+        raise failed_run(
             outcome,
             f"every case of target(s) {', '.join(all_failed)} errored{said}; run saved in {run_dir}",
         )
     if unscored:
         (tid, key, reason), *more = unscored
         also = f"; no value either: {', '.join(f'{k} ({t})' for t, k, _ in more)}" if more else ""
-        raise _failed(
+        raise failed_run(
             outcome,
             f"metric {key} has no value on any case of target {tid} (first error: {reason}){also}; "
             f"run saved in {run_dir}",
@@ -357,13 +330,6 @@ def unscored_metrics(summary: dict[str, Any], suite: Suite, ids: list[str]) -> l
             if not s.get("n") and s.get("n_errors"):
                 out.append((tid, key, str(s.get("first_error") or "")))
     return out
-
-
-def _failed(outcome: RunOutcome, message: str) -> RunError:
-    """A RunError (exit 3) that carries the saved run, so the CLI can still show and publish it."""
-    err = RunError(message)
-    err.outcome = outcome  # type: ignore[attr-defined]
-    return err
 
 
 async def _execute(engine: Engine, todo: list[WorkItem], handle_signals: bool) -> bool:
