@@ -100,6 +100,16 @@ def _pattern(known: frozenset[str]) -> re.Pattern[str]:
         alternatives[re.escape(s[:MIN_LENGTH]) + tail] = min(len(s), MIN_LENGTH + _NESTED) - 0.5
     return re.compile("|".join(sorted(alternatives, key=lambda p: -alternatives[p])))
 
+@lru_cache(maxsize=16)
+def _hint(known: frozenset[str]) -> re.Pattern[str]:
+    """What JSON text must hold for a value to need scrubbing: the first MIN_LENGTH characters of
+    each encoded form of each secret (every match of `_pattern` starts with one), JSON-escaped as
+    the text escapes every string, key or value, character by character."""
+    heads = {json.dumps(form[:MIN_LENGTH], ensure_ascii=False)[1:-1]
+             for s in known for form in (json.dumps(s)[1:-1], quote(s, safe=""), quote_plus(s), html.escape(s), s)}
+    return re.compile("|".join(re.escape(h) for h in sorted(heads)))
+
+
 SECRETS = Secrets()
 
 
@@ -111,3 +121,14 @@ def remember(*values: Any) -> None:
 def scrub(value: Any) -> Any:
     """`value` with every known secret replaced by `<redacted>` (see the module docstring)."""
     return SECRETS.scrub(value)
+
+
+def scrubbed_json(value: Any) -> str:
+    """`json.dumps(scrub(value), ensure_ascii=False, default=str)`, without walking `value` when its
+    JSON text holds no start of a known secret (the common case: one search instead of a walk of
+    every string of a result line)."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    known = SECRETS.values()
+    if known and _hint(known).search(text):
+        return json.dumps(_walk(value, _pattern(known)), ensure_ascii=False, default=str)
+    return text

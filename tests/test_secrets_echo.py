@@ -105,3 +105,23 @@ def test_no_secret_reaches_any_file_or_output(echo: EchoServer, tmp_path: Path,
                                                          "cache.sqlite", "step_summary.md", "github_output.txt"}
     print(f"{len(texts)} files and streams checked:", *sorted(texts), sep="\n  ")
     assert len(texts) >= 18, sorted(texts)
+
+
+def test_result_lines_are_scrubbed_the_same_with_the_quick_check() -> None:
+    # results.jsonl lines skip the walk of every string when their JSON text holds no start of a secret.
+    import html
+    import json
+    from urllib.parse import quote, quote_plus
+
+    from llmeval.scrub import REDACTED, remember, scrub, scrubbed_json
+
+    secrets = ['sk-live-"quoted"\\back-0123', "tokén-ünï-ключ-0123", "a\tb\nc-control-0123", "pct key/with+plus&amp;"]
+    remember(*secrets)
+    forms = [f(s) for s in secrets for f in (str, lambda s: s[:8], lambda s: s[:11], lambda s: json.dumps(s)[1:-1],
+                                              lambda s: quote(s, safe=""), quote_plus, html.escape)]
+    values: list = [{"output": f"echo: {f} end", f"key {f}": [f, (f, 1.5)], "n": 3} for f in forms]
+    values += [{"output": "nothing secret here, sk-liv and tokén-ü alone", "x": [None, True, 2.0]}, "short", 12]
+    for v in values:
+        assert scrubbed_json(v) == json.dumps(scrub(v), ensure_ascii=False, default=str), v
+    assert all(REDACTED in scrubbed_json(v) for v in values[: len(forms)])
+    assert REDACTED not in scrubbed_json(values[len(forms)])

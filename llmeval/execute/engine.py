@@ -55,7 +55,8 @@ async def call_with_retries(
         try:
             async with gate or nullcontext():
                 started = time.perf_counter()
-                value = await asyncio.wait_for(call(), policy.timeout_s)
+                async with asyncio.timeout(policy.timeout_s):  # no task per call, as wait_for would make
+                    value = await call()
                 return value, (time.perf_counter() - started) * 1000
         except ConfigError:  # a request this case cannot make (template, parameters): not a call failure
             raise
@@ -159,7 +160,8 @@ class Engine:
         resp = TargetResponse(None)
         try:
             request = target.prepare(case)
-            key = cache_key(target.cache_identity(request), item.epoch) if target.cacheable else None
+            use_cache = target.cacheable and self.cache.enabled
+            key = cache_key(target.cache_identity(request), item.epoch) if use_cache else None
             hit = self.cache.get(key) if key else None
             price = getattr(target.spec, "price", None)
             if hit is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from llmeval.errors import DamagedRunError, LlmevalWarning, UsageError
 from llmeval.results.records import Result
-from llmeval.scrub import scrub
+from llmeval.scrub import scrub, scrubbed_json
 
 SCHEMA_VERSION = 1
 MANIFEST, RESULTS = "run.json", "results.jsonl"
@@ -88,7 +88,7 @@ class RunWriter:
 def _line(result: Result) -> str:
     """One results.jsonl line; known secrets scrubbed (an input may be `${OPENAI_API_KEY}`, a
     metric's reason may quote anything)."""
-    return json.dumps(scrub(result.to_dict()), ensure_ascii=False, default=str) + "\n"
+    return scrubbed_json(result.to_dict()) + "\n"
 
 
 @dataclass(frozen=True)
