@@ -9,7 +9,8 @@
 2. Against the fake OpenAI server (its own process, so its CPU does not share our GIL) at
    50 ms latency: 2,000 cases at -j 64 and -j 256 through llmeval's fast path (client: openai)
    and its litellm path (client: litellm), and bare httpx and aiohttp loops (one client, pool =
-   concurrency, a semaphore, nothing else), alternated in the same run; each as a multiple of
+   concurrency, a semaphore, nothing else), alternated in the same run (the litellm path in a
+   process of its own: litellm's background tasks would run inside the others); each as a multiple of
    the network floor N x latency / j. Goals: fast path <= 1.3x the floor at -j 64, <= 1.6x at
    -j 256, within 1.1x of the bare loop.
 3. Start-up: a fresh `llmeval run` of a 1-case suite with a model target on the fast path (goal
@@ -162,6 +163,17 @@ async def bare_aiohttp(base_url: str, calls: int, concurrency: int) -> float:
     return took
 
 
+def litellm_run(work: Path, base_url: str, concurrency: int) -> dict[str, float]:
+    """timed_run of the litellm suite in a process of its own (after a warm-up there): litellm's
+    background logging tasks, carried from loop to loop, must not run inside the others' timings."""
+    code = (f"import asyncio, json, sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import bench_engine as b; "
+            f"from pathlib import Path; asyncio.run(b.bare_litellm({base_url!r}, 64, 64)); "
+            f"print(json.dumps(b.timed_run(Path({str(work / 'model-litellm.yaml')!r}), Path({str(work / 'runs')!r}), "
+            f"{concurrency})))")
+    p = subprocess.run([sys.executable, "-c", code], cwd=work, capture_output=True, text=True, check=True)
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
 def against_fake(calls: int, concurrencies: list[int], latency_ms: float, work: Path, repeats: int
                  ) -> list[tuple[str, str]]:
     """The fast path, the litellm path, bare httpx and bare aiohttp loops, alternated, per -j."""
@@ -172,7 +184,6 @@ def against_fake(calls: int, concurrencies: list[int], latency_ms: float, work: 
         write_calls(work / "calls.jsonl", calls)
         for client in ("openai", "litellm"):
             write_model_suite(work / f"model-{client}.yaml", "calls.jsonl", client)
-        asyncio.run(bare_litellm(base_url, 64, 64))  # warm-up: imports, first-call set-up
         for j in concurrencies:
             floor = calls * latency_ms / 1000 / j
             got: dict[str, list[float]] = {k: [] for k in ("fast", "fast_end", "litellm", "httpx", "aiohttp")}
@@ -184,7 +195,7 @@ def against_fake(calls: int, concurrencies: list[int], latency_ms: float, work: 
                 got["fast_end"].append(t["to_end"])
                 got["aiohttp"].append(asyncio.run(bare_aiohttp(base_url, calls, j)))
                 got["httpx"].append(asyncio.run(bare_httpx(base_url, calls, j)))
-                got["litellm"].append(timed_run(work / "model-litellm.yaml", work / "runs", j)["engine"])
+                got["litellm"].append(litellm_run(work, base_url, j)["engine"])
             med = {k: statistics.median(v) for k, v in got.items()}
             head = f"-j {j}: floor {calls:,} x {latency_ms:g} ms / {j} = {floor:.2f} s"
             rows.append((head, f"median of {repeats}; load {', '.join(loads)}"))
