@@ -37,7 +37,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fake_bench import load, start_fake, write_calls, write_model_suite  # noqa: E402  (bench/ is on sys.path)
+from fake_bench import load, print_table, start_fake, write_calls, write_model_suite  # noqa: E402  (bench/ is on sys.path)
 
 from llmeval.pipeline.options import RunOptions  # noqa: E402
 from llmeval.pipeline.runner import run_suite  # noqa: E402  (needs the repo root on sys.path)
@@ -271,11 +271,7 @@ def main() -> None:
             rows += against_fake(args.calls, args.concurrency, args.latency_ms, work, args.repeats)
         rows += startup_time(work)
         rows += help_time()
-    width = max(len(k) for k, _ in rows)
-    print(f"{'measure'.ljust(width)}  result")
-    print(f"{'-' * width}  {'-' * 40}")
-    for k, v in rows:
-        print(f"{k.ljust(width)}  {v}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fake_bench import ROOT, load, question, start_fake, stop_fake, write_calls, write_model_suite
+from fake_bench import ROOT, load, print_table, question, start_fake, stop_fake, write_calls, write_model_suite
 
 PROMPTFOO = "promptfoo@0.121.20"
 PROMPTFOO_DIR = Path.home() / ".cache" / "llmeval-bench" / "promptfoo"
@@ -193,11 +193,7 @@ def main() -> None:
     rows.append(("promptfoo / llmeval (each repeat; median)",
                  f"{', '.join(f'{r:.1f}x' for r in ratios)}; {statistics.median(ratios):.1f}x (goal >= 8x)"))
     rows.append(("load average (1 min) before, after each repeat", ", ".join(loads)))
-    width = max(len(k) for k, _ in rows)
-    print(f"{'measure'.ljust(width)}  result")
-    print(f"{'-' * width}  {'-' * 40}")
-    for k, v in rows:
-        print(f"{k.ljust(width)}  {v}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

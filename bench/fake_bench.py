@@ -61,3 +61,12 @@ def write_model_suite(path: Path, dataset: str, client: str = "openai", concurre
 def load() -> str:
     """The 1-minute load average, noted next to every number (the machine is shared)."""
     return f"{os.getloadavg()[0]:.2f}"
+
+
+def print_table(rows: list[tuple[str, str]]) -> None:
+    """The bench's (measure, result) rows as a two-column table."""
+    width = max(len(k) for k, _ in rows)
+    print(f"{'measure'.ljust(width)}  result")
+    print(f"{'-' * width}  {'-' * 40}")
+    for k, v in rows:
+        print(f"{k.ljust(width)}  {v}")

@@ -14,7 +14,7 @@ from pydantic import field_validator
 from llmeval.errors import MissingDependencyError
 from llmeval.metrics.base import Metric, MetricOptions, ScoringContext, metric_error
 from llmeval.metrics.parallel import map_pairs
-from llmeval.metrics.text import references
+from llmeval.metrics.text import reference_pairs, references
 from llmeval.results.records import Result, Score
 
 # sacrebleu tokenizers that fetch a SentencePiece model over the network on first use.
@@ -141,18 +141,7 @@ class _SacreMetric(Metric, ABC):
 
     def score_batch(self, samples: list[Result]) -> list[dict[str, Score]]:
         """Score every sample; many pairs are scored in worker processes (metrics.parallel)."""
-        out: list[dict[str, Score]] = []
-        todo: list[int] = []
-        pairs: list[tuple[str, list[str]]] = []
-        for i, s in enumerate(samples):
-            refs = references(s)
-            if s.output is None or not refs:
-                why = "no output (target error)" if s.output is None else "no expected answer"
-                out.append({self.name: Score(None, None, why)})
-            else:
-                out.append({})
-                todo.append(i)
-                pairs.append((s.output, refs))
+        out, todo, pairs = reference_pairs(samples, [self.name])
         for i, sc in zip(todo, map_pairs(self, "score_pairs", pairs), strict=True):
             out[i] = self._apply_threshold({self.name: sc})
         return out

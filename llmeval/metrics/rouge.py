@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 from llmeval.errors import MissingDependencyError
 from llmeval.metrics.base import Metric, MetricOptions, ScoringContext
 from llmeval.metrics.parallel import map_pairs
-from llmeval.metrics.text import UnicodeTokenizer, references, split_sentences
+from llmeval.metrics.text import UnicodeTokenizer, reference_pairs, split_sentences
 from llmeval.results.records import Result, Score
 
 _INSTALL = "pip install 'llmeval[reference]'"
@@ -137,18 +137,7 @@ class Rouge(Metric):
         """Score every sample; with the pure-Python rouge-score, many pairs are scored in worker
         processes (metrics.parallel)."""
         o: Any = self.options
-        results: list[dict[str, Score]] = []
-        todo: list[int] = []
-        pairs: list[tuple[str, list[str]]] = []
-        for i, s in enumerate(samples):
-            refs = references(s)
-            if s.output is None or not refs:
-                why = "no output (target error)" if s.output is None else "no expected answer"
-                results.append({k: Score(None, None, why) for k in self.keys()})
-            else:
-                results.append({})
-                todo.append(i)
-                pairs.append((s.output, refs))
+        results, todo, pairs = reference_pairs(samples, self.keys())
         # Decided once for the whole batch, so that every chunk of a pool takes the same path.
         encode = o.tokenizer == "unicode" and not all(out.isascii() and all(r.isascii() for r in refs)
                                                        for out, refs in pairs)

@@ -8,7 +8,7 @@ import unicodedata
 from functools import lru_cache
 from typing import Any
 
-from llmeval.results.records import Result
+from llmeval.results.records import Result, Score
 
 # Scripts written without spaces between words: each character (with its combining marks)
 # is a token, the usual convention for character-level ROUGE on Chinese, Japanese and Thai.
@@ -30,6 +30,26 @@ def references(sample: Result) -> list[str]:
     if isinstance(exp, str):
         return [exp]
     return [str(e) for e in exp]
+
+
+def reference_pairs(samples: list[Result], keys: list[str]
+                    ) -> tuple[list[dict[str, Score]], list[int], list[tuple[str, list[str]]]]:
+    """(scores, todo, pairs) for a reference metric: a sample without output or references gets
+    its null `keys` scores now; the others are left empty, with their index in `todo` and their
+    (output, references) in `pairs`, for the metric to fill."""
+    out: list[dict[str, Score]] = []
+    todo: list[int] = []
+    pairs: list[tuple[str, list[str]]] = []
+    for i, s in enumerate(samples):
+        refs = references(s)
+        if s.output is None or not refs:
+            why = "no output (target error)" if s.output is None else "no expected answer"
+            out.append({k: Score(None, None, why) for k in keys})
+        else:
+            out.append({})
+            todo.append(i)
+            pairs.append((s.output, refs))
+    return out, todo, pairs
 
 
 @lru_cache(maxsize=1)
