@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from llmeval.cli.main import app
-from llmeval.decide.compare import compare_runs, max_drop_gates
+from llmeval.decide.baseline import max_drop_gates
+from llmeval.decide.compare import compare_runs
 from llmeval.results.records import Result
 from llmeval.results.runlog import load_run
 from llmeval.results.summary import metric_summary, target_totals

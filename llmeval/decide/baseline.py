@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from llmeval.config.spec import DROP_TESTABLE, TARGET_LEVEL, GateSpec, SuiteSpec
-from llmeval.decide.gates import GateResult
+from llmeval.decide.gates import GateResult, check_missing, gate_name
 from llmeval.errors import UsageError
 from llmeval.results.records import Result
 from llmeval.results.runlog import MANIFEST, Run, damage_error, load_run, read_results
@@ -269,3 +269,17 @@ def _unpaired_note(t: _Test) -> str:
 
 def _r(x: float | None) -> float | None:
     return None if x is None else round(float(x), 6)
+
+
+def max_drop_gates(base: Run, cand: Run) -> list[Any]:
+    """The candidate suite's `max_drop` gates (run.json `gates_spec`) decided against `base` by the
+    same test as `llmeval run --baseline` (drop_checker: one-sided bootstrap, Holm-Bonferroni)."""
+    gates = [GateSpec.model_validate({k: v for k, v in g.items() if k != "line"})
+             for g in cand.manifest.get("gates_spec", [])]
+    seed = int((cand.manifest.get("stats") or {}).get("seed") or 0)
+    present = {r.target for r in cand.results}
+    target_ids = [t for t in cand.targets if t in present]
+    check = drop_checker(gates, target_ids, seed, base.results, cand.results, str(base.dir))
+    summary = cand.manifest.get("summary") or {}
+    return [check_missing(g, summary.get(tid) or {}, check(g, tid, gate_name(g), i))
+            for i, g in enumerate(gates) if g.max_drop is not None for tid in ([g.target] if g.target else target_ids)]

@@ -381,21 +381,3 @@ def _case_change(brs: list[Result], crs: list[Result], keys: list[str]) -> CaseC
     first_b, first_c = min(brs, key=lambda r: r.epoch), min(crs, key=lambda r: r.epoch)
     return CaseChange(first_c.case_id, first_c.target, case_passed(brs), case_passed(crs),
                       sum(md.values()) / len(md) if md else None, md, first_b.output, first_c.output, first_c.input)
-
-
-def max_drop_gates(base: Run, cand: Run) -> list[Any]:
-    """The candidate suite's `max_drop` gates (run.json `gates_spec`) decided against `base` by the
-    same test as `llmeval run --baseline` (llmeval.decide.baseline: one-sided bootstrap, Holm-Bonferroni)."""
-    from llmeval.config.spec import GateSpec
-    from llmeval.decide.baseline import drop_checker
-    from llmeval.decide.gates import check_missing, gate_name
-
-    gates = [GateSpec.model_validate({k: v for k, v in g.items() if k != "line"})
-             for g in cand.manifest.get("gates_spec", [])]
-    seed = int((cand.manifest.get("stats") or {}).get("seed") or 0)
-    present = {r.target for r in cand.results}
-    target_ids = [t for t in cand.targets if t in present]
-    check = drop_checker(gates, target_ids, seed, base.results, cand.results, str(base.dir))
-    summary = cand.manifest.get("summary") or {}
-    return [check_missing(g, summary.get(tid) or {}, check(g, tid, gate_name(g), i))
-            for i, g in enumerate(gates) if g.max_drop is not None for tid in ([g.target] if g.target else target_ids)]

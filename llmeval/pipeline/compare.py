@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmeval.decide.compare import Comparison, compare_runs, max_drop_gates
+from llmeval.decide.baseline import max_drop_gates
+from llmeval.decide.compare import Comparison, compare_runs
 from llmeval.errors import UsageError
 from llmeval.pipeline.reports import READ_DETAILS
 from llmeval.report.render import write_comparison
