@@ -60,7 +60,7 @@ class Metric:
     value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     """The values a score can take: thresholds and gate bounds outside it are suite errors."""
     cpu_bound: ClassVar[bool] = False
-    """True when score_all should run off the event loop (pure-Python scoring of many cases)."""
+    """True when score_all should run `score_batch` off the event loop (CPU-bound scoring of many cases)."""
     per_case: ClassVar[bool] = False
     """True when a case's score depends on that case alone (no batch-wide statistics, no shared
     call pool), so a large run may score it chunk by chunk and let each chunk go once written."""
@@ -83,12 +83,13 @@ class Metric:
         raise TypeError(f"{type(self).__name__} must implement score_one or score_all")
 
     async def score_all(self, samples: list[Result], ctx: ScoringContext) -> list[dict[str, Score]]:
-        """Score every sample; the default calls `score_one` for each (in a thread if cpu_bound)."""
+        """Score every sample with `score_batch` (in a thread if cpu_bound and there are many)."""
         if self.cpu_bound and len(samples) > 200:
-            return await asyncio.to_thread(self._score_list, samples)
-        return self._score_list(samples)
+            return await asyncio.to_thread(self.score_batch, samples)
+        return self.score_batch(samples)
 
-    def _score_list(self, samples: list[Result]) -> list[dict[str, Score]]:
+    def score_batch(self, samples: list[Result]) -> list[dict[str, Score]]:
+        """Score every sample; the default calls `score_one` for each."""
         out = []
         for s in samples:
             if s.output is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
 import threading
@@ -12,7 +11,7 @@ from typing import Any, Literal
 from pydantic import field_validator
 
 from llmeval.errors import MissingDependencyError
-from llmeval.metrics.base import Metric, MetricOptions, ScoringContext, metric_error
+from llmeval.metrics.base import Metric, MetricOptions, metric_error
 from llmeval.metrics.parallel import map_pairs
 from llmeval.metrics.text import reference_pairs, references
 from llmeval.results.records import Result, Score
@@ -91,6 +90,7 @@ class _SacreMetric(Metric, ABC):
     """Shared scoring: one sacrebleu object for sentences, one for the corpus."""
 
     requires = frozenset({"expected"})
+    cpu_bound = True
     per_case = True  # sentence scores; the corpus score is computed from the outputs in the summary
     raw_name = ""
 
@@ -133,11 +133,6 @@ class _SacreMetric(Metric, ABC):
         if not refs:
             return Score(None, None, "no expected answer")
         return self.score_pairs([(sample.output or "", refs)])[0]
-
-    async def score_all(self, samples: list[Result], ctx: ScoringContext) -> list[dict[str, Score]]:
-        if len(samples) > 200:
-            return await asyncio.to_thread(self.score_batch, samples)
-        return self.score_batch(samples)
 
     def score_batch(self, samples: list[Result]) -> list[dict[str, Score]]:
         """Score every sample; many pairs are scored in worker processes (metrics.parallel)."""

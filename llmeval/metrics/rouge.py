@@ -3,7 +3,6 @@ references, with a Unicode-aware tokenizer by default."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import re
 from typing import Any, Literal
@@ -11,7 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from llmeval.errors import MissingDependencyError
-from llmeval.metrics.base import Metric, MetricOptions, ScoringContext
+from llmeval.metrics.base import Metric, MetricOptions
 from llmeval.metrics.parallel import map_pairs
 from llmeval.metrics.text import UnicodeTokenizer, reference_pairs, split_sentences
 from llmeval.results.records import Result, Score
@@ -83,6 +82,7 @@ class Rouge(Metric):
     description = "ROUGE n-gram/LCS overlap with expected (rouge-score); options: types, tokenizer, use_stemmer"
     requires = frozenset({"expected"})
     Options = RougeOptions
+    cpu_bound = True
     per_case = True
 
     def __init__(self, options: MetricOptions) -> None:
@@ -127,11 +127,6 @@ class Rouge(Metric):
 
     def score_one(self, sample: Result) -> dict[str, Score]:
         return self.score_batch([sample])[0]
-
-    async def score_all(self, samples: list[Result], ctx: ScoringContext) -> list[dict[str, Score]]:
-        if len(samples) > 200:
-            return await asyncio.to_thread(self.score_batch, samples)
-        return self.score_batch(samples)
 
     def score_batch(self, samples: list[Result]) -> list[dict[str, Score]]:
         """Score every sample; with the pure-Python rouge-score, many pairs are scored in worker

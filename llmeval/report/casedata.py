@@ -147,13 +147,6 @@ class _Packer:
         return base64.b64encode(b"".join(self._packed)).decode("ascii")
 
 
-def pack(raw: bytes) -> str:
-    """`raw` packed as the page embeds it (see _Packer)."""
-    p = _Packer()
-    p.write(raw.decode("utf-8"))
-    return p.packed()
-
-
 def fit_cap(lengths: list[int], excess: int, current: int | None) -> int:
     """The largest cap below the current one whose cuts (each adding MARKER characters) save at least
     `excess` characters (plus 3% for multi-byte text) more than the current cap's; MIN_CAP when none does."""

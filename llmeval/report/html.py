@@ -1,6 +1,6 @@
 """report.html and compare.html: one self-contained file (inline CSS, JS, SVG; no URL is fetched).
 Summary parts are rendered here with every text escaped, and show without JavaScript; the case
-table is drawn in the browser from packed JSON (casedata.pack) with textContent only, so text
+table is drawn in the browser from packed JSON (casedata._Packer) with textContent only, so text
 from suites and models is shown, never run."""
 
 from __future__ import annotations

@@ -12,14 +12,14 @@ CI_METHOD = "bootstrap-percentile over cases (epochs averaged within a case)"
 
 def mean_ci(values: Sequence[float], seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float, float]:
     """(mean, lo, hi): the mean and its 95% percentile-bootstrap interval."""
-    if len(values) == 1:  # nothing to resample (nor numpy to import for it: a one-case run starts faster)
-        v = float(values[0])
-        return v, v, v
+    if len(values) < 2:  # nothing to resample (nor numpy to import for it: a one-case run starts faster)
+        m = float(values[0]) if len(values) else math.nan
+        return m, m, m
     import numpy as np
 
     arr = np.asarray(values, dtype=float)
     m = float(arr.mean())
-    if arr.size < 2 or float(arr.min()) == float(arr.max()):
+    if float(arr.min()) == float(arr.max()):
         return m, m, m
     means = _resampled_means(arr, np.random.default_rng(seed), resamples)
     lo, hi = np.quantile(means, [0.025, 0.975])
