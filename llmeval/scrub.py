@@ -86,13 +86,18 @@ def _walk(value: Any, pattern: re.Pattern[str]) -> Any:
     return value
 
 
+def _forms(s: str) -> set[str]:
+    """A secret as it may appear in recorded text: itself, JSON-, URL- and HTML-encoded."""
+    return {json.dumps(s)[1:-1], quote(s, safe=""), quote_plus(s), html.escape(s), s}
+
+
 @lru_cache(maxsize=16)
 def _pattern(known: frozenset[str]) -> re.Pattern[str]:
     """One regex for every secret: its encoded forms whole, and the secret itself or any cut-off
     start of it of MIN_LENGTH characters or more (the longest alternatives first)."""
     alternatives: dict[str, float] = {}  # pattern -> the most characters it can match
     for s in known:
-        for form in {json.dumps(s)[1:-1], quote(s, safe=""), quote_plus(s), html.escape(s), s}:
+        for form in _forms(s):
             alternatives[re.escape(form)] = len(form)
         tail = ""
         for ch in reversed(s[MIN_LENGTH:MIN_LENGTH + _NESTED]):
@@ -100,13 +105,13 @@ def _pattern(known: frozenset[str]) -> re.Pattern[str]:
         alternatives[re.escape(s[:MIN_LENGTH]) + tail] = min(len(s), MIN_LENGTH + _NESTED) - 0.5
     return re.compile("|".join(sorted(alternatives, key=lambda p: -alternatives[p])))
 
+
 @lru_cache(maxsize=16)
 def _hint(known: frozenset[str]) -> re.Pattern[str]:
     """What JSON text must hold for a value to need scrubbing: the first MIN_LENGTH characters of
     each encoded form of each secret (every match of `_pattern` starts with one), JSON-escaped as
     the text escapes every string, key or value, character by character."""
-    heads = {json.dumps(form[:MIN_LENGTH], ensure_ascii=False)[1:-1]
-             for s in known for form in (json.dumps(s)[1:-1], quote(s, safe=""), quote_plus(s), html.escape(s), s)}
+    heads = {json.dumps(form[:MIN_LENGTH], ensure_ascii=False)[1:-1] for s in known for form in _forms(s)}
     return re.compile("|".join(re.escape(h) for h in sorted(heads)))
 
 
